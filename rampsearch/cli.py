@@ -1,0 +1,55 @@
+"""`rampsearch` command line: one sub-command per module in ``rampsearch.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from iformer import ConfigError
+
+from .errors import UserError
+
+# Each module defines ``register(subparsers)``, which adds its parser and sets ``handler``.
+COMMAND_MODULES = ("flops",)
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is meant for the user: printed, never a traceback."""
+    types: list[type[BaseException]] = [UserError, ConfigError]
+    try:  # the search-space package is optional at this layer
+        from search_spaces import SpaceError
+        types.append(SpaceError)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rampsearch",
+        description="Search the per-block frequency ramp (C_h/C) of the Inception Transformer "
+                    "under a FLOPs budget.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"rampsearch.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except user_error_types() as exc:
+        print(f"rampsearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rampsearch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

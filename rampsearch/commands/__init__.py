@@ -1,0 +1,1 @@
+"""Sub-commands of the `rampsearch` CLI, one module each (see ``rampsearch.cli``)."""
