@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -11,8 +12,13 @@ from iformer import ConfigError
 
 from .errors import UserError
 
-# Each module defines ``register(subparsers)``, which adds its parser and sets ``handler``.
-COMMAND_MODULES = ("flops",)
+
+
+def command_modules() -> list[str]:
+    """Every module of ``rampsearch.commands``; each defines ``register(subparsers)``, which
+    adds its parser and sets ``handler``."""
+    from . import commands
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -33,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "under a FLOPs budget.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(f"rampsearch.commands.{name}").register(subparsers)
     return parser
 
