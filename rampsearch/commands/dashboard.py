@@ -1,0 +1,42 @@
+"""`rampsearch dashboard`: optuna-dashboard on a study's storage (loopback by default)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import study as study_lib
+from ..errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "dashboard", help="open the Optuna dashboard on a study",
+        description="Serve optuna-dashboard on the study's storage. It reads the storage live, "
+                    "so a study being searched by `rampsearch run` updates as trials end.")
+    parser.add_argument("--study", help="study name (default: the latest under --results)")
+    parser.add_argument("--results", default="results", type=Path,
+                        help="folder the studies were written to (default: results)")
+    parser.add_argument("--storage", help="serve this Optuna storage URL or journal file instead")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", default=8080, type=int, help="port (default 8080)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from optuna_dashboard import run_server
+
+    if args.storage:
+        url = args.storage
+    else:
+        url = study_lib.find_study(args.results, args.study).storage_url
+    storage = study_lib.open_storage(url)
+    print(f"Optuna dashboard on http://{args.host}:{args.port}/ serving {url} (Ctrl-C to stop)",
+          flush=True)
+    try:
+        run_server(storage, host=args.host, port=args.port)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}. Choose "
+                        f"another --port.") from None
+    return 0

@@ -1,0 +1,128 @@
+"""The study as a table: one row per trained ramp, ranked honestly.
+
+Ranking rules: trials that completed the full proxy schedule come first, by proxy top-1;
+trials stopped early by the scheduler follow (their truncated score is never compared with a
+full one); failed trials come last. Rejected proposals (over budget, never trained) are not
+rows at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+import pandas as pd
+
+from . import study as study_lib
+
+_STATUS_ORDER = {"completed": 0, "stopped": 1, "diverged": 2, "failed": 3}
+
+
+def compact_ramp(ramp: Sequence[int], depths: Sequence[int]) -> str:
+    """Run-length form per stage, e.g. ``1x3 | 3x3 | 7x4 9x5 | 11x3``."""
+    stages, start = [], 0
+    for depth in depths:
+        runs: list[list[int]] = []
+        for heads in ramp[start:start + depth]:
+            if runs and runs[-1][0] == heads:
+                runs[-1][1] += 1
+            else:
+                runs.append([heads, 1])
+        stages.append(" ".join(f"{h}x{n}" if n > 1 else f"{h}" for h, n in runs))
+        start += depth
+    return " | ".join(stages)
+
+
+def stage_ratios(high_ratios: Sequence[float], depths: Sequence[int]) -> str:
+    """Mean C_h/C of each stage, e.g. ``0.67 0.50 0.26 0.08``."""
+    out, start = [], 0
+    for depth in depths:
+        chunk = high_ratios[start:start + depth]
+        out.append(f"{sum(chunk) / len(chunk):.2f}")
+        start += depth
+    return " ".join(out)
+
+
+def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        role = attrs.get(study_lib.ROLE)
+        if role not in ("candidate", "baseline") or not trial.state.is_finished():
+            continue
+        if attrs.get(study_lib.END_REASON) == study_lib.INTERRUPTED:
+            continue
+        ramp = attrs[study_lib.RAMP]
+        rows.append({
+            "trial": trial.number,
+            "role": role if role == "candidate" else f"baseline:{attrs.get(study_lib.BASELINE)}",
+            "ramp": compact_ramp(ramp, depths),
+            "ch_c_per_stage": stage_ratios(attrs.get("high_ratios", []), depths),
+            "gflops": attrs["flops"] / 1e9,
+            "params_m": attrs["params"] / 1e6,
+            "top1": attrs.get("top1"),
+            "top5": attrs.get("top5"),
+            "epochs": attrs.get("epochs_reached", 0),
+            "status": attrs.get("status", trial.state.name.lower()),
+            "within_budget": bool(attrs.get("within_budget", False)),
+            "end_reason": attrs.get(study_lib.END_REASON, ""),
+            "attention_heads": ",".join(str(a) for a in ramp),
+        })
+    return pd.DataFrame(rows)
+
+
+def pareto_mask(frame: pd.DataFrame) -> pd.Series:
+    """Completed rows not beaten by another completed row on both top-1 (higher) and FLOPs."""
+    done = frame[frame["status"] == "completed"]
+    mask = pd.Series(False, index=frame.index)
+    for index, row in done.iterrows():
+        dominated = ((done["top1"] >= row["top1"]) & (done["gflops"] <= row["gflops"])
+                     & ((done["top1"] > row["top1"]) | (done["gflops"] < row["gflops"]))).any()
+        mask[index] = not dominated
+    return mask
+
+
+def leaderboard(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
+    frame = trial_rows(study, depths)
+    if frame.empty:
+        return frame
+    frame["pareto"] = pareto_mask(frame)
+    paper = frame[(frame["role"] == "baseline:paper") & (frame["status"] == "completed")]
+    paper_top1 = paper["top1"].iloc[0] if len(paper) else float("nan")
+    frame["vs_paper"] = frame["top1"] - paper_top1
+    frame["_order"] = frame["status"].map(_STATUS_ORDER).fillna(9)
+    frame = frame.sort_values(["_order", "top1", "gflops"], ascending=[True, False, True],
+                              na_position="last").drop(columns="_order")
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame.reset_index(drop=True)
+
+
+def format_table(frame: pd.DataFrame, limit: int = 10) -> str:
+    if frame.empty:
+        return "(no trained trials yet)"
+    shown = frame.head(limit)
+    columns = [
+        ("rank", "rank", "{}"), ("trial", "trial", "{}"), ("role", "role", "{}"),
+        ("top1", "top-1 %", "{:.2f}"), ("top5", "top-5 %", "{:.2f}"),
+        ("vs_paper", "vs paper", "{:+.2f}"), ("gflops", "GFLOPs", "{:.3f}"),
+        ("params_m", "params M", "{:.2f}"), ("epochs", "ep", "{}"),
+        ("within_budget", "in budget", "{}"), ("pareto", "pareto", "{}"),
+        ("ch_c_per_stage", "C_h/C by stage", "{}"), ("ramp", "ramp (attention heads)", "{}"),
+    ]
+    cells = [[title for _, title, _ in columns]]
+    for _, row in shown.iterrows():
+        line = []
+        for key, _, fmt in columns:
+            value = row[key]
+            if isinstance(value, bool):
+                line.append("yes" if value else "no")
+            elif value is None or (isinstance(value, float) and pd.isna(value)):
+                line.append("-")
+            else:
+                line.append(fmt.format(value))
+        cells.append(line)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) if i < 11 else c.ljust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Optuna samplers for ramp search, each told about the FLOPs constraint where it can use it."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from search_spaces import flops_constraint
+
+from .errors import UserError
+
+SAMPLERS = ("tpe", "nsga2", "random", "gp", "cmaes")
+
+
+def objectives_for(sampler: str) -> list[str]:
+    """nsga2 searches accuracy against FLOPs as two objectives; the others maximise top-1."""
+    return ["top1", "gflops"] if sampler == "nsga2" else ["top1"]
+
+
+def make_sampler(name: str, seed: int, trials: int, family: str) -> optuna.samplers.BaseSampler:
+    if name not in SAMPLERS:
+        raise UserError(f"--sampler {name!r} is not known; choose one of {', '.join(SAMPLERS)}.")
+    # Samplers flagged experimental in Optuna (multivariate TPE, GP) are what we want here.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if name == "tpe":
+        # Joint (multivariate, grouped) TPE: neighbouring blocks' head counts interact.
+        return optuna.samplers.TPESampler(
+            seed=seed, constraints_func=flops_constraint, multivariate=True, group=True,
+            n_startup_trials=max(4, min(10, trials // 3)))
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, constraints_func=flops_constraint,
+            population_size=max(4, min(50, trials // 2)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, constraints_func=flops_constraint,
+                                         n_startup_trials=max(4, min(10, trials // 3)))
+    if family != "smooth":
+        raise UserError(f"--sampler cmaes needs a continuous space, and space family {family!r} "
+                        f"is integer-valued; use --space smooth with cmaes, or --sampler tpe.")
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=1)

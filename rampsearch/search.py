@@ -1,0 +1,312 @@
+"""Optuna on Ray: the sampler proposes ramps, Ray Tune trains them, the study records them.
+
+Why not Ray's ``OptunaSearch`` and ``Tuner.restore``: OptunaSearch records trials stopped by a
+scheduler as COMPLETE with their truncated score, and restoring a Tune experiment after a hard
+kill breaks when the searcher has persistent storage. Here the Optuna study is the only state
+that survives a run. :class:`RampSearcher` asks the study for a ramp, checks it against the
+FLOPs budget (an over-budget proposal is told back as PRUNED with its constraint value and is
+never trained), hands feasible ramps to Tune, and tells the study how each trial ended. Every
+run builds a fresh Tuner over what the study still lacks, so resuming after Ctrl-C or
+``kill -9`` is: recover interrupted trials, count what ended, run the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.search import Searcher
+
+import iformer
+from iformer import IFormerConfig
+from search_spaces import CONSTRAINT_ATTR, Budget, SearchSpace
+
+from . import study as study_lib
+from .data import ProxyData
+from .proxy import ProxySettings
+
+MAX_REJECTIONS = 2000  # consecutive over-budget proposals before the search gives up
+
+
+@dataclass
+class SearchPlan:
+    """Everything `run_search` needs, resolved and validated."""
+
+    location: study_lib.StudyLocation
+    settings: study_lib.StudySettings
+    space: SearchSpace
+    budget: Budget
+    proxy: ProxySettings
+    trials: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int
+    ray_address: str | None
+    resume: bool
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ramp to train, as handed from the searcher to a Ray trial."""
+
+    number: int          # Optuna trial number
+    ramp: list[int]
+    role: str            # "candidate" | "baseline"
+    label: str           # baseline name, or "#<number>"
+
+
+# --------------------------------------------------------------------------- trial worker
+def train_trial(config: dict[str, Any], data: ProxyData, base: dict[str, Any],
+                proxy: dict[str, Any], threads: int) -> None:
+    """Ray Tune function trainable: trains one ramp and reports after every epoch.
+
+    Exceptions are caught and reported as a final result, so the driver can record the
+    reason instead of a bare "error".
+    """
+    from .proxy import train_proxy
+
+    settings = ProxySettings.from_dict(proxy)
+    model_config = IFormerConfig.from_dict(base).with_ramp(config["ramp"])
+
+    def report_epoch(metrics: Any) -> bool:
+        tune.report({**_metrics_dict(metrics), "final": False})
+        return False
+
+    try:
+        result = train_proxy(model_config, data, settings, on_epoch=report_epoch,
+                             num_threads=threads)
+    except Exception as exc:  # recorded on the trial, the search goes on
+        tune.report({"final": True, "status": "failed",
+                     "reason": f"{type(exc).__name__}: {exc}"[:500], "epoch": 0})
+        return
+    tune.report({"final": True, "status": result.status, "reason": result.reason,
+                 "epoch": result.epochs_run, "top1": result.top1, "top5": result.top5,
+                 "val_loss": result.val_loss, "wall_s": result.wall_s})
+
+
+def _metrics_dict(metrics: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(metrics).items() if isinstance(v, (int, float, str))}
+
+
+# ------------------------------------------------------------------------------ searcher
+class RampSearcher(Searcher):
+    """Asks the study for ramps and tells it how each Ray trial ended."""
+
+    def __init__(self, study: optuna.Study, plan: SearchPlan,
+                 baselines: list[tuple[str, list[int]]], candidates_wanted: int,
+                 on_event: Callable[[str, Job, dict], None]) -> None:
+        super().__init__(metric="top1", mode="max")
+        self.study, self.plan, self.on_event = study, plan, on_event
+        self.pending_baselines = list(baselines)
+        self.candidates_left = candidates_wanted
+        self.live: dict[str, tuple[optuna.Trial, Job]] = {}
+        # Optuna keeps intermediate values for single-objective studies only.
+        self.report_curves = len(study.directions) == 1
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.pending_baselines:
+            name, ramp = self.pending_baselines.pop(0)
+            trial = new_baseline_trial(self.study, self.plan, name, ramp)
+            job = Job(trial.number, ramp, "baseline", name)
+        elif self.candidates_left > 0:
+            trial, ramp = ask_feasible(self.study, self.plan)
+            self.candidates_left -= 1
+            job = Job(trial.number, ramp, "candidate", f"#{trial.number}")
+        else:
+            return Searcher.FINISHED
+        trial.set_user_attr("ray_trial_id", trial_id)
+        self.live[trial_id] = (trial, job)
+        self.on_event("start", job, {})
+        return {"ramp": job.ramp, "optuna_trial": job.number, "role": job.role,
+                "label": job.label}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.live or result.get("final"):
+            return
+        trial, job = self.live[trial_id]
+        if self.report_curves and "top1" in result and "epoch" in result:
+            trial.report(float(result["top1"]), step=int(result["epoch"]))  # live curves
+        self.on_event("epoch", job, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if trial_id not in self.live:
+            return
+        trial, job = self.live.pop(trial_id)
+        outcome = tell_outcome(self.study, trial, result, error)
+        self.on_event("end", job, outcome)
+
+
+def new_baseline_trial(study: optuna.Study, plan: SearchPlan, name: str,
+                       ramp: list[int]) -> optuna.Trial:
+    """A trial for a hand-designed ramp. It carries the space's parameters when the space can
+    express the ramp (so the sampler learns from it), otherwise only user attributes."""
+    params = plan.space.encode(ramp)
+    if params is not None:
+        study.enqueue_trial(params, skip_if_exists=False)
+    trial = study.ask()
+    if params is not None:
+        sampled = plan.space.suggest(trial)
+        if list(sampled) != list(ramp):  # the space's encoder and decoder disagree
+            raise RuntimeError(f"space {plan.space.name} encodes {ramp} but decodes {sampled}")
+    record_ramp(trial, plan, ramp, role="baseline")
+    trial.set_user_attr(study_lib.BASELINE, name)
+    return trial
+
+
+def ask_feasible(study: optuna.Study, plan: SearchPlan) -> tuple[optuna.Trial, list[int]]:
+    """The next feasible proposal. Over-budget proposals are told back as PRUNED with their
+    constraint value (no training), so constraint-aware samplers learn the boundary."""
+    for _ in range(MAX_REJECTIONS):
+        trial = study.ask()
+        proposal = plan.space.propose(trial, plan.budget)
+        if proposal.feasible:
+            record_ramp(trial, plan, proposal.ramp, role="candidate")
+            if proposal.repaired:
+                trial.set_user_attr("repaired", True)
+            return trial, list(proposal.ramp)
+        trial.set_user_attr(study_lib.ROLE, "rejected")
+        trial.set_user_attr(study_lib.END_REASON,
+                            f"over budget: {proposal.flops:,} > {plan.budget.flops:,} FLOPs")
+        study.tell(trial, state=TrialState.PRUNED)
+    raise RuntimeError(f"{MAX_REJECTIONS} proposals in a row were over the budget; the "
+                       f"sampler cannot find the feasible region of space {plan.space.name}.")
+
+
+def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: str) -> None:
+    config = plan.space.base.with_ramp(ramp)
+    flops = iformer.count_flops(config, plan.budget.img_size)
+    trial.set_user_attr(study_lib.ROLE, role)
+    trial.set_user_attr(study_lib.RAMP, list(ramp))
+    trial.set_user_attr("high_ratios", [round(r, 4) for r in config.high_ratios()])
+    trial.set_user_attr("flops", flops)
+    trial.set_user_attr("params", iformer.count_params(config))
+    trial.set_user_attr("within_budget", flops <= plan.budget.flops)
+    trial.set_user_attr(CONSTRAINT_ATTR, [float(flops - plan.budget.flops)])
+    trial.set_user_attr("proxy", plan.proxy.to_dict())
+
+
+def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
+                 error: bool) -> dict[str, Any]:
+    """Record how a Ray trial ended and tell the study. Returns what was recorded."""
+    result = result or {}
+    epochs = int(result.get("epoch", 0) or 0)
+    status = result.get("status") if result.get("final") else None
+    if error:
+        status, reason = "failed", "the Ray worker died (see the trial's error file under ray/)"
+    elif status is None:
+        status, reason = "stopped", f"stopped by the scheduler after epoch {epochs}"
+    else:
+        reason = result.get("reason") or status
+    attrs = {"status": status, study_lib.END_REASON: reason, "epochs_reached": epochs,
+             "wall_s": round(float(result.get("wall_s", result.get("elapsed_s", 0.0)) or 0.0), 2)}
+    for key in ("top1", "top5", "val_loss"):
+        if key in result and result[key] is not None and math.isfinite(float(result[key])):
+            attrs[key] = float(result[key])
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    if status == "completed" and "top1" in attrs:
+        values = [attrs["top1"]]
+        if len(study.directions) > 1:
+            values.append(trial.user_attrs["flops"] / 1e9)
+        study.tell(trial, values)
+    elif status == "stopped":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+    return attrs
+
+
+# ------------------------------------------------------------------------------ the run
+@dataclass
+class SearchOutcome:
+    interrupted: bool
+    recovered: list[int]
+    candidates_trained: int
+    baselines_trained: int
+    wall_s: float
+
+
+def work_left(study: optuna.Study, plan: SearchPlan) -> tuple[list[tuple[str, list[int]]], int]:
+    """Baselines not yet measured, and how many candidates are still wanted."""
+    done = study_lib.baselines_done(study)
+    baselines = [(name, list(ramp)) for name, ramp in plan.space.baselines().items()
+                 if name not in done]
+    candidates = max(0, plan.trials - len(study_lib.ended_trials(study, "candidate")))
+    return baselines, candidates
+
+
+def start_ray(plan: SearchPlan) -> None:
+    address = plan.ray_address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR",
+                                  log_to_driver=False, configure_logging=True)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs)
+
+
+def run_search(study: optuna.Study, plan: SearchPlan, data: ProxyData,
+               on_event: Callable[[str, Job, dict], None]) -> SearchOutcome:
+    """Train what the study still lacks on Ray. Ctrl-C stops cleanly: trials still running
+    are recorded as interrupted and queued for the next --resume."""
+    started = time.monotonic()
+    recovered = study_lib.recover_interrupted(study)
+    baselines, candidates = work_left(study, plan)
+    before = (len(study_lib.ended_trials(study, "candidate")),
+              len(study_lib.ended_trials(study, "baseline")))
+    interrupted = False
+    if baselines or candidates:
+        start_ray(plan)
+        searcher = RampSearcher(study, plan, baselines, candidates, on_event)
+        threads = max(1, int(plan.cpus_per_trial))
+        trainable = tune.with_parameters(
+            train_trial, data=data, base=plan.space.base.to_dict(),
+            proxy=plan.proxy.to_dict(), threads=threads)
+        resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+        scheduler = make_scheduler(plan)
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                        num_samples=-1,
+                                        max_concurrent_trials=plan.max_concurrent,
+                                        metric="top1", mode="max"),
+            run_config=tune.RunConfig(
+                storage_path=str((plan.location.folder / "ray").resolve()),
+                name=time.strftime("tune-%Y%m%d-%H%M%S"), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0)),
+        )
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            interrupted = True
+        interrupted = interrupted or bool(searcher.live)
+        for trial, _job in list(searcher.live.values()):
+            study_lib.mark_interrupted(study, study._storage.get_trial(trial._trial_id))
+        searcher.live.clear()
+        if not plan.ray_address and not os.environ.get("RAY_ADDRESS"):
+            ray.shutdown()
+    after = (len(study_lib.ended_trials(study, "candidate")),
+             len(study_lib.ended_trials(study, "baseline")))
+    return SearchOutcome(interrupted, recovered, after[0] - before[0], after[1] - before[1],
+                         time.monotonic() - started)
+
+
+def make_scheduler(plan: SearchPlan) -> Any:
+    if plan.settings.scheduler == "none":
+        return None
+    # Stops weak trials between epochs; they enter the study as PRUNED, never ranked on
+    # their truncated score.
+    return tune.schedulers.ASHAScheduler(time_attr="epoch", max_t=plan.proxy.epochs,
+                         grace_period=max(1, plan.proxy.epochs // 4), reduction_factor=2)

@@ -1,0 +1,219 @@
+"""The Optuna study of a search: where it lives, what it promised, what is left to do.
+
+The study storage is the single source of truth. Ray only executes trials; every state change
+of an Optuna trial is written by the driver, so a run killed at any moment leaves a storage
+that the next ``--resume`` can read: finished trials are kept as they are, trials that were
+running are marked failed (``end_reason = interrupted``) and their ramps queued again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from .errors import UserError
+
+# Trial user attributes written by the search (read by rank, report and export).
+ROLE = "role"                  # "candidate" | "baseline" | "rejected"
+BASELINE = "baseline"          # name of the baseline ramp, for role == "baseline"
+RAMP = "ramp"                  # attention heads per block
+END_REASON = "end_reason"      # why the trial ended, in words
+INTERRUPTED = "interrupted"
+
+SETTINGS_ATTR = "rampsearch"   # study user attribute holding StudySettings
+RUN_FILE = "run.json"          # results/<study>/run.json: where the study's storage is
+
+# Settings that may change between a run and its --resume without changing what is measured.
+RESUMABLE_KEYS = ("trials",)
+
+
+@dataclass
+class StudySettings:
+    """What a study measures. Two runs may share a study only if these agree."""
+
+    base: str
+    space: str
+    budget_flops: int
+    budget_img_size: list[int]
+    data: str
+    proxy: dict[str, Any]
+    sampler: str
+    seed: int
+    scheduler: str
+    objectives: list[str] = field(default_factory=lambda: ["top1"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StudyLocation:
+    name: str
+    storage_url: str
+    results_dir: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.results_dir / self.name
+
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_study_name(name: str) -> str:
+    if not _NAME_PATTERN.match(name):
+        raise UserError(f"study name {name!r} is not usable as a folder name; use letters, "
+                        f"digits, '.', '_' and '-' (at most 100 characters).")
+    return name
+
+
+def default_storage_url(folder: Path) -> str:
+    return f"sqlite:///{(folder / 'study.db').resolve()}"
+
+
+def open_storage(url: str) -> BaseStorage:
+    """An Optuna RDB storage from a URL, or a journal storage from a file path."""
+    if "://" not in url:
+        path = Path(url)
+        if path.is_dir():
+            raise UserError(f"--storage {url} is a folder; give an RDB URL "
+                            f"(sqlite:///path/study.db, postgresql://...) or a journal file path.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A generous SQLite timeout: the dashboard reads while the driver writes.
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        return RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an absent driver
+        raise UserError(f"cannot open the study storage {url!r}: {exc.__class__.__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}. Give an Optuna RDB URL "
+                        f"such as sqlite:///results/my-study/study.db, or a journal file path."
+                        ) from None
+
+
+def write_run_file(location: StudyLocation, settings: StudySettings, trials: int) -> None:
+    """results/<study>/run.json: how later commands find the study, and what it was asked."""
+    location.folder.mkdir(parents=True, exist_ok=True)
+    payload = {"study": location.name, "storage": location.storage_url,
+               "settings": {**settings.to_dict(), "trials": trials}}
+    (location.folder / RUN_FILE).write_text(json.dumps(payload, indent=2))
+
+
+def find_study(results_dir: Path, name: str | None) -> StudyLocation:
+    """A study written by `rampsearch run` under ``results_dir``: by name, or the latest."""
+    if name is not None:
+        run_file = results_dir / check_study_name(name) / RUN_FILE
+        if not run_file.is_file():
+            known = ", ".join(sorted(p.parent.name for p in results_dir.glob(f"*/{RUN_FILE}")))
+            raise UserError(f"no study {name!r} under {results_dir}/ (known: {known or 'none'}). "
+                            f"Start one with `rampsearch run --budget 4.8GFLOPs --study {name}`, "
+                            f"or pass --results DIR where it was written.")
+    else:
+        runs = sorted(results_dir.glob(f"*/{RUN_FILE}"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise UserError(f"no study under {results_dir}/ yet. Start one with "
+                            f"`rampsearch run --budget 4.8GFLOPs`, or pass --results DIR.")
+        run_file = runs[-1]
+    payload = read_run_file(run_file)
+    return StudyLocation(payload["study"], payload["storage"], results_dir)
+
+
+def read_run_file(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is unreadable ({exc}); it is written by `rampsearch run`, "
+                        f"run that again for this study.") from None
+
+
+def load_study(location: StudyLocation) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=location.name,
+                                 storage=open_storage(location.storage_url))
+    except KeyError:
+        raise UserError(f"the storage {location.storage_url} holds no study named "
+                        f"{location.name!r}.") from None
+
+
+def create_or_check_study(location: StudyLocation, settings: StudySettings,
+                          sampler: optuna.samplers.BaseSampler, resume: bool) -> optuna.Study:
+    """Create the study, or reopen it for --resume after checking it measures the same thing."""
+    storage = open_storage(location.storage_url)
+    directions = ["maximize"] + ["minimize"] * (len(settings.objectives) - 1)
+    existing = {s.study_name for s in storage.get_all_studies()}
+    if location.name in existing:
+        study = optuna.load_study(study_name=location.name, storage=storage, sampler=sampler)
+        stored = study.user_attrs.get(SETTINGS_ATTR)
+        if stored is None:
+            raise UserError(f"study {location.name!r} in {location.storage_url} was not made by "
+                            f"rampsearch; choose another --study name.")
+        differences = settings_differences(stored, settings.to_dict())
+        if differences:
+            raise UserError(f"study {location.name!r} already exists with other settings "
+                            f"({'; '.join(differences)}). Resume it with the same settings, or "
+                            f"start a new study with --study NEW_NAME.")
+        if not resume:
+            raise UserError(f"study {location.name!r} already exists. Add --resume to continue "
+                            f"it, or choose a new name with --study NEW_NAME.")
+        return study
+    if resume:
+        raise UserError(f"--resume: there is no study {location.name!r} in "
+                        f"{location.storage_url} to resume; drop --resume to start it.")
+    study = optuna.create_study(study_name=location.name, storage=storage, sampler=sampler,
+                                directions=directions)
+    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+    study.set_metric_names(["top1"] + (["GFLOPs"] if len(directions) > 1 else []))
+    return study
+
+
+def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    return [f"{key}: stored {stored.get(key)!r}, now {wanted.get(key)!r}"
+            for key in sorted(set(stored) | set(wanted))
+            if key not in RESUMABLE_KEYS and stored.get(key) != wanted.get(key)]
+
+
+def recover_interrupted(study: optuna.Study) -> list[int]:
+    """Mark trials left RUNNING by a driver that died as failed (interrupted) and queue their
+    ramps again. Returns the numbers of the recovered trials."""
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        mark_interrupted(study, trial)
+        recovered.append(trial.number)
+    return recovered
+
+
+def mark_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
+    storage = study._storage  # the public BaseStorage of the study
+    storage.set_trial_user_attr(trial._trial_id, END_REASON, INTERRUPTED)
+    study.tell(trial.number, state=TrialState.FAIL)
+    role = trial.user_attrs.get(ROLE)
+    if role == "candidate" and trial.params:
+        # Same ramp again; the sampler's proposal is not lost.
+        study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+
+
+def ended_trials(study: optuna.Study, role: str) -> list[FrozenTrial]:
+    """Trials of a role that ran to an end (completed, stopped early or failed by themselves),
+    i.e. not interrupted and not rejected before training."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(ROLE) == role and t.state.is_finished()
+            and t.user_attrs.get(END_REASON) != INTERRUPTED]
+
+
+def baselines_done(study: optuna.Study) -> set[str]:
+    return {t.user_attrs.get(BASELINE) for t in ended_trials(study, "baseline")}
+
+
+def queued_trials(study: optuna.Study) -> Iterable[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
