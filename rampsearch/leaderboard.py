@@ -67,6 +67,7 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
             "within_budget": bool(attrs.get("within_budget", False)),
             "end_reason": attrs.get(study_lib.END_REASON, ""),
             "attention_heads": ",".join(str(a) for a in ramp),
+            "ch_c_per_block": ",".join(f"{r:.4f}" for r in attrs.get("high_ratios", [])),
         })
     return pd.DataFrame(rows)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import optuna
+
 from search_spaces import flops_constraint
 
 from .errors import UserError

@@ -12,12 +12,11 @@ run builds a fresh Tuner over what the study still lacks, so resuming after Ctrl
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -28,40 +27,36 @@ from ray.tune.search import Searcher
 
 import iformer
 from iformer import IFormerConfig
-from search_spaces import CONSTRAINT_ATTR, Budget, SearchSpace
+from search_spaces import CONSTRAINT_ATTR
 
 from . import study as study_lib
 from .data import ProxyData
+from .plan import SearchPlan
 from .proxy import ProxySettings
 
 MAX_REJECTIONS = 2000  # consecutive over-budget proposals before the search gives up
 
 
-@dataclass
-class SearchPlan:
-    """Everything `run_search` needs, resolved and validated."""
+@dataclass(frozen=True)
+class FixedJob:
+    """A ramp to train that the sampler did not propose: a baseline, or a re-evaluation."""
 
-    location: study_lib.StudyLocation
-    settings: study_lib.StudySettings
-    space: SearchSpace
-    budget: Budget
-    proxy: ProxySettings
-    trials: int
-    cpus_per_trial: float
-    gpus_per_trial: float
-    max_concurrent: int
-    ray_address: str | None
-    resume: bool
+    role: str                      # "baseline" | "reeval"
+    label: str                     # baseline name, or "#<source trial> seed <s>"
+    ramp: list[int]
+    seed: int | None = None        # None: the proxy's own seed
+    attrs: dict[str, Any] | None = None   # extra user attributes of the trial
 
 
 @dataclass(frozen=True)
 class Job:
-    """One ramp to train, as handed from the searcher to a Ray trial."""
+    """One ramp handed from the searcher to a Ray trial."""
 
     number: int          # Optuna trial number
     ramp: list[int]
-    role: str            # "candidate" | "baseline"
-    label: str           # baseline name, or "#<number>"
+    role: str            # "candidate" | "baseline" | "reeval"
+    label: str
+    seed: int | None = None
 
 
 # --------------------------------------------------------------------------- trial worker
@@ -75,6 +70,8 @@ def train_trial(config: dict[str, Any], data: ProxyData, base: dict[str, Any],
     from .proxy import train_proxy
 
     settings = ProxySettings.from_dict(proxy)
+    if config.get("seed") is not None:
+        settings = dataclasses.replace(settings, seed=int(config["seed"]))
     model_config = IFormerConfig.from_dict(base).with_ramp(config["ramp"])
 
     def report_epoch(metrics: Any) -> bool:
@@ -101,22 +98,21 @@ def _metrics_dict(metrics: Any) -> dict[str, Any]:
 class RampSearcher(Searcher):
     """Asks the study for ramps and tells it how each Ray trial ended."""
 
-    def __init__(self, study: optuna.Study, plan: SearchPlan,
-                 baselines: list[tuple[str, list[int]]], candidates_wanted: int,
-                 on_event: Callable[[str, Job, dict], None]) -> None:
+    def __init__(self, study: optuna.Study, plan: SearchPlan, fixed_jobs: list[FixedJob],
+                 candidates_wanted: int, on_event: Callable[[str, Job, dict], None]) -> None:
         super().__init__(metric="top1", mode="max")
         self.study, self.plan, self.on_event = study, plan, on_event
-        self.pending_baselines = list(baselines)
+        self.pending = list(fixed_jobs)
         self.candidates_left = candidates_wanted
         self.live: dict[str, tuple[optuna.Trial, Job]] = {}
         # Optuna keeps intermediate values for single-objective studies only.
         self.report_curves = len(study.directions) == 1
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self.pending_baselines:
-            name, ramp = self.pending_baselines.pop(0)
-            trial = new_baseline_trial(self.study, self.plan, name, ramp)
-            job = Job(trial.number, ramp, "baseline", name)
+        if self.pending:
+            fixed = self.pending.pop(0)
+            trial = new_fixed_trial(self.study, self.plan, fixed)
+            job = Job(trial.number, fixed.ramp, fixed.role, fixed.label, fixed.seed)
         elif self.candidates_left > 0:
             trial, ramp = ask_feasible(self.study, self.plan)
             self.candidates_left -= 1
@@ -127,7 +123,7 @@ class RampSearcher(Searcher):
         self.live[trial_id] = (trial, job)
         self.on_event("start", job, {})
         return {"ramp": job.ramp, "optuna_trial": job.number, "role": job.role,
-                "label": job.label}
+                "label": job.label, "seed": job.seed}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self.live or result.get("final"):
@@ -146,11 +142,12 @@ class RampSearcher(Searcher):
         self.on_event("end", job, outcome)
 
 
-def new_baseline_trial(study: optuna.Study, plan: SearchPlan, name: str,
-                       ramp: list[int]) -> optuna.Trial:
-    """A trial for a hand-designed ramp. It carries the space's parameters when the space can
-    express the ramp (so the sampler learns from it), otherwise only user attributes."""
-    params = plan.space.encode(ramp)
+def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> optuna.Trial:
+    """A trial for a ramp the sampler did not propose. A baseline carries the space's
+    parameters when the space can express it (so the sampler learns from it); a
+    re-evaluation, measured at another fidelity, carries only user attributes."""
+    ramp = job.ramp
+    params = plan.space.encode(ramp) if job.role == "baseline" else None
     if params is not None:
         study.enqueue_trial(params, skip_if_exists=False)
     trial = study.ask()
@@ -158,8 +155,13 @@ def new_baseline_trial(study: optuna.Study, plan: SearchPlan, name: str,
         sampled = plan.space.suggest(trial)
         if list(sampled) != list(ramp):  # the space's encoder and decoder disagree
             raise RuntimeError(f"space {plan.space.name} encodes {ramp} but decodes {sampled}")
-    record_ramp(trial, plan, ramp, role="baseline")
-    trial.set_user_attr(study_lib.BASELINE, name)
+    record_ramp(trial, plan, ramp, role=job.role)
+    if job.role == "baseline":
+        trial.set_user_attr(study_lib.BASELINE, job.label)
+    if job.seed is not None:
+        trial.set_user_attr("seed", job.seed)
+    for key, value in (job.attrs or {}).items():
+        trial.set_user_attr(key, value)
     return trial
 
 
@@ -227,60 +229,72 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
 
 
 # ------------------------------------------------------------------------------ the run
-@dataclass
+@dataclass(frozen=True)
 class SearchOutcome:
     interrupted: bool
     recovered: list[int]
-    candidates_trained: int
-    baselines_trained: int
+    trained: dict[str, int]    # role -> trials that ran to an end in this run
     wall_s: float
 
 
-def work_left(study: optuna.Study, plan: SearchPlan) -> tuple[list[tuple[str, list[int]]], int]:
+def work_left(study: optuna.Study, plan: SearchPlan) -> tuple[list[FixedJob], int]:
     """Baselines not yet measured, and how many candidates are still wanted."""
     done = study_lib.baselines_done(study)
-    baselines = [(name, list(ramp)) for name, ramp in plan.space.baselines().items()
-                 if name not in done]
+    baselines = [FixedJob("baseline", name, list(ramp))
+                 for name, ramp in plan.space.baselines().items() if name not in done]
     candidates = max(0, plan.trials - len(study_lib.ended_trials(study, "candidate")))
     return baselines, candidates
 
 
 def start_ray(plan: SearchPlan) -> None:
-    address = plan.ray_address or os.environ.get("RAY_ADDRESS")
+    """Connect to the cluster at plan.ray_address, or start a local Ray instance."""
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR",
-                                  log_to_driver=False, configure_logging=True)
-    if address:
-        ray.init(address=address, **kwargs)
+                                  log_to_driver=False)
+    if plan.ray_address:
+        ray.init(address=plan.ray_address, **kwargs)
     else:
-        ray.init(**kwargs)
+        ray.init(address="local", **kwargs)
+
+
+def cluster_concurrency(plan: SearchPlan) -> int:
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return max(1, int(cpus // plan.cpus_per_trial))
 
 
 def run_search(study: optuna.Study, plan: SearchPlan, data: ProxyData,
                on_event: Callable[[str, Job, dict], None]) -> SearchOutcome:
-    """Train what the study still lacks on Ray. Ctrl-C stops cleanly: trials still running
-    are recorded as interrupted and queued for the next --resume."""
-    started = time.monotonic()
+    """Train what the study still lacks: recover interrupted trials, then the baselines not
+    yet measured and the candidates still wanted."""
     recovered = study_lib.recover_interrupted(study)
     baselines, candidates = work_left(study, plan)
-    before = (len(study_lib.ended_trials(study, "candidate")),
-              len(study_lib.ended_trials(study, "baseline")))
+    outcome = execute(study, plan, data, baselines, candidates, on_event)
+    return dataclasses.replace(outcome, recovered=recovered)
+
+
+def execute(study: optuna.Study, plan: SearchPlan, data: ProxyData, fixed_jobs: list[FixedJob],
+            candidates: int, on_event: Callable[[str, Job, dict], None]) -> SearchOutcome:
+    """Train fixed jobs, then sampler candidates, as Ray Tune trials. Ctrl-C stops cleanly:
+    trials still running are recorded as interrupted (and candidates queued again)."""
+    started = time.monotonic()
+    counted = ("candidate", "baseline", "reeval")
+    before = {role: len(study_lib.ended_trials(study, role)) for role in counted}
     interrupted = False
-    if baselines or candidates:
+    if fixed_jobs or candidates:
         start_ray(plan)
-        searcher = RampSearcher(study, plan, baselines, candidates, on_event)
+        concurrency = plan.max_concurrent or cluster_concurrency(plan)
+        searcher = RampSearcher(study, plan, fixed_jobs, candidates, on_event)
         threads = max(1, int(plan.cpus_per_trial))
         trainable = tune.with_parameters(
             train_trial, data=data, base=plan.space.base.to_dict(),
             proxy=plan.proxy.to_dict(), threads=threads)
         resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-        scheduler = make_scheduler(plan)
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan),
                                         num_samples=-1,
-                                        max_concurrent_trials=plan.max_concurrent,
+                                        max_concurrent_trials=concurrency,
                                         metric="top1", mode="max"),
             run_config=tune.RunConfig(
                 storage_path=str((plan.location.folder / "ray").resolve()),
@@ -295,12 +309,10 @@ def run_search(study: optuna.Study, plan: SearchPlan, data: ProxyData,
         for trial, _job in list(searcher.live.values()):
             study_lib.mark_interrupted(study, study._storage.get_trial(trial._trial_id))
         searcher.live.clear()
-        if not plan.ray_address and not os.environ.get("RAY_ADDRESS"):
+        if not plan.ray_address:
             ray.shutdown()
-    after = (len(study_lib.ended_trials(study, "candidate")),
-             len(study_lib.ended_trials(study, "baseline")))
-    return SearchOutcome(interrupted, recovered, after[0] - before[0], after[1] - before[1],
-                         time.monotonic() - started)
+    trained = {role: len(study_lib.ended_trials(study, role)) - before[role] for role in counted}
+    return SearchOutcome(interrupted, [], trained, time.monotonic() - started)
 
 
 def make_scheduler(plan: SearchPlan) -> Any:

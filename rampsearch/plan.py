@@ -1,0 +1,105 @@
+"""From options (flags, a --config file, a stored study) to a validated search plan.
+
+Everything a user can get wrong is checked here, before Ray starts or anything trains.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_spaces import (
+    Budget,
+    BudgetCheck,
+    SearchSpace,
+    check_budget,
+    choose_base,
+    load_space,
+    parse_budget,
+    space_names,
+)
+
+from . import study as study_lib
+from .proxy import ProxySettings
+from .samplers import objectives_for
+
+
+@dataclass
+class SearchPlan:
+    """Everything a search (or a re-evaluation) needs, resolved and validated."""
+
+    location: study_lib.StudyLocation
+    settings: study_lib.StudySettings
+    space: SearchSpace
+    budget: Budget
+    check: BudgetCheck
+    proxy: ProxySettings
+    trials: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int | None   # None: as many as the Ray cluster's CPUs allow
+    ray_address: str | None
+
+
+def resolve_space(options: dict[str, Any]) -> tuple[Budget, SearchSpace, BudgetCheck]:
+    budget = parse_budget(str(options["budget"]), img_size=options["budget_resolution"])
+    family = options["space"] if options["space"] in space_names() else "monotone"
+    base = options["base"] or choose_base(budget, family=family)
+    space = load_space(options["space"], base=base)
+    return budget, space, check_budget(space, budget)
+
+
+def default_study_name(space: SearchSpace, budget: Budget) -> str:
+    gflops = f"{budget.flops / 1e9:.2f}".rstrip("0").rstrip(".")
+    family = Path(space.name).stem
+    return (f"{space.base_name.removeprefix('iformer_')}-{family}-{gflops}G-"
+            f"{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def ray_address(options: dict[str, Any]) -> str | None:
+    return options.get("ray_address") or os.environ.get("RAY_ADDRESS") or None
+
+
+def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
+    budget, space, check = resolve_space(options)
+    results = Path(options["results"])
+    name = study_lib.check_study_name(options["study"] or default_study_name(space, budget))
+    folder = results / name
+    location = study_lib.StudyLocation(
+        name, options["storage"] or study_lib.default_storage_url(folder), results)
+    base = options["base"] or space.base_name
+    settings = study_lib.StudySettings(
+        base=str(base), space=str(options["space"]), budget_flops=budget.flops,
+        budget_img_size=list(budget.img_size), data=str(options["data"]),
+        proxy=proxy.to_dict(), sampler=options["sampler"], seed=int(options["seed"]),
+        scheduler=options["scheduler"], objectives=objectives_for(options["sampler"]))
+    cpus_per_trial = float(options["cpus_per_trial"])
+    address = ray_address(options)
+    if options["max_concurrent"]:
+        concurrency = int(options["max_concurrent"])
+    elif address:
+        concurrency = None  # known once connected to the cluster
+    else:
+        concurrency = max(1, int((os.cpu_count() or 1) // cpus_per_trial))
+    return SearchPlan(location=location, settings=settings, space=space, budget=budget,
+                      check=check, proxy=proxy, trials=int(options["trials"]),
+                      cpus_per_trial=cpus_per_trial,
+                      gpus_per_trial=float(options["gpus_per_trial"]),
+                      max_concurrent=concurrency, ray_address=address)
+
+
+def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:
+    """The options a study was started with, from its run.json."""
+    payload = study_lib.read_run_file(location.folder / study_lib.RUN_FILE)
+    stored = payload["settings"]
+    return {
+        "base": stored["base"], "space": stored["space"], "data": stored["data"],
+        "sampler": stored["sampler"], "seed": stored["seed"], "scheduler": stored["scheduler"],
+        "budget": str(stored["budget_flops"]),
+        "budget_resolution": tuple(stored["budget_img_size"]),
+        "trials": stored.get("trials"), "study": location.name, "storage": payload["storage"],
+        "results": str(location.results_dir), "proxy": stored["proxy"],
+    }
