@@ -52,6 +52,8 @@ class Progress:
             elif status != "completed":
                 self.failed += 1
             self._line(job, info)
+            if not self.stream.isatty():  # logs get the summary after every trial
+                print("      " + self.status_text(), file=self.stream, flush=True)
         self._status()
 
     def time_left(self) -> float | None:
