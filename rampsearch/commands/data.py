@@ -1,0 +1,94 @@
+"""`rampsearch data prepare|show`: build a proxy data set from ImageNet, or describe one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..data import describe_source, prepare_imagefolder
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data", help="prepare or describe proxy training data",
+        description="Proxy data sources: 'fashion-mnist' (Debian's dataset-fashion-mnist), "
+                    "'synthetic' (generated), or a directory made by `data prepare`.")
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    prepare = actions.add_parser(
+        "prepare", help="decode a class subset of ImageNet (or any ImageFolder) to .npy",
+        description="Pick CLASSES classes evenly spaced over the sorted class folders of "
+                    "DIR/train, decode TRAIN-PER-CLASS and VAL-PER-CLASS images of each "
+                    "(shorter side to RES, centre crop), and write memory-mappable .npy arrays "
+                    "and manifest.json to OUT. Unreadable files are skipped and listed; an "
+                    "interrupted prepare resumes when run again with the same options.")
+    prepare.add_argument("--imagenet", required=True, type=Path, metavar="DIR",
+                         help="ImageFolder root with train/<class>/ and val/<class>/")
+    prepare.add_argument("--out", required=True, type=Path, metavar="DIR",
+                         help="output directory (created; reused to resume)")
+    prepare.add_argument("--classes", type=int, default=100, help="number of classes (100)")
+    prepare.add_argument("--train-per-class", type=int, default=260,
+                         help="training images per class (260)")
+    prepare.add_argument("--val-per-class", type=int, default=50,
+                         help="validation images per class (50)")
+    prepare.add_argument("--res", type=int, default=64, help="image side in px (64)")
+    prepare.add_argument("--seed", type=int, default=0,
+                         help="seed of the per-class image choice (0)")
+    prepare.add_argument("--workers", type=int, default=None,
+                         help="decoding processes (default: one per CPU)")
+    prepare.add_argument("--quiet", action="store_true", help="no progress line")
+    prepare.set_defaults(handler=run_prepare)
+
+    show = actions.add_parser(
+        "show", help="print what a data source holds",
+        description="Classes, counts, resolution and provenance of a data source, read from "
+                    "its headers or manifest without decoding images.")
+    show.add_argument("source", help="fashion-mnist, synthetic, or a prepared directory")
+    show.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
+    show.set_defaults(handler=run_show)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    report = prepare_imagefolder(
+        args.imagenet, args.out, classes=args.classes, train_per_class=args.train_per_class,
+        val_per_class=args.val_per_class, res=args.res, seed=args.seed, workers=args.workers,
+        progress=not args.quiet)
+    if report.already_complete:
+        print(f"{report.out} is already prepared with these options; nothing to do.")
+    else:
+        print(f"prepared {report.out}: {len(report.classes)} classes, "
+              f"{report.counts['train']} train + {report.counts['val']} val images at "
+              f"{args.res} px; {report.skipped['train'] + report.skipped['val']} unreadable "
+              f"files skipped; {report.shards_reused} shards reused from an earlier run; "
+              f"{report.wall_s:.1f} s ({report.images_per_s:.0f} images/s).")
+    for split, short in report.short_classes.items():
+        print(f"note: {len(short)} class(es) had fewer {split} images than asked: "
+              + ", ".join(f"{name} ({count})" for name, count in list(short.items())[:10]))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    summary = describe_source(args.source)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for line in summary_lines(summary):
+        print(line)
+    return 0
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    classes = summary.get("classes", [])
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10
+                                       else "")
+    lines = [f"source      {summary.get('source')}",
+             f"classes     {len(classes)}: {shown}",
+             "images      " + ", ".join(f"{split} {count}"
+                                        for split, count in summary.get("counts", {}).items()),
+             f"resolution  {summary.get('resolution')}"]
+    for key in ("directory", "cache", "seed", "skipped", "settings", "created", "generator"):
+        if summary.get(key) is not None:
+            lines.append(f"{key:<11} {summary[key]}")
+    return lines
