@@ -75,7 +75,8 @@ def read_space_file(path: str | Path, source: str | None = None) -> SpaceFile:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise SpaceError(f"cannot read space file {path}: {exc.strerror}; check the path.") from None
+        raise SpaceError(f"cannot read space file {path}: {exc.strerror}; check the "
+                         f"path.") from None
     space = parse_space_text(text, source=source or str(path), default_name=path.stem)
     if space.base and _is_model_file(space.base) and not Path(space.base).is_absolute():
         space = replace(space, base=str(path.parent / space.base))
