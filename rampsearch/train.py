@@ -1,0 +1,795 @@
+"""The full recipe: train an exported iFormer on an ImageFolder the way the paper trained it.
+
+    rampsearch train train.yaml --data /path/to/imagenet [--output DIR] [--resume]
+    python -m rampsearch.train train.yaml --data /path/to/imagenet
+    torchrun --nproc_per_node 8 -m rampsearch.train train.yaml --data /path/to/imagenet
+
+``train.yaml`` is what ``rampsearch export`` writes. Its keys are the argument names of timm's
+``train.py``, so timm's script reads the same file. The loop itself is ``rampsearch.engine``'s
+(one epoch of optimizer steps, one evaluation); this module adds what a 300-epoch run needs
+around it: timm's ImageNet data pipeline (RandAugment, random erasing, Mixup/CutMix), an EMA of
+the weights, DDP under torchrun, a checkpoint every epoch with the best kept, resume from the
+last one on the same schedule, and ``metrics.csv``.
+
+Every epoch reseeds the random generators from (seed, epoch, rank), so a resumed run sees the
+same data order, augmentations and drop-path masks as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import importlib
+import math
+import os
+import random
+import shutil
+import sys
+import time
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+import iformer
+from iformer import IFormerConfig
+
+from . import engine
+from .errors import UserError
+
+# Keys timm's train.py passes to create_model itself (from num_classes, drop, drop_path and
+# input_size); model_kwargs repeating them would make timm fail with "multiple values".
+TIMM_PASSED_KWARGS = ("num_classes", "drop_rate", "drop_path_rate", "in_chans")
+
+PAPER_TOTAL_BATCH = 1024
+PAPER_PROCESSES = 8  # 8 GPUs x 128 images: the paper's total batch of 1024
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "top1", "top5", "ema_val_loss",
+                  "ema_top1", "ema_top5", "epoch_s", "images_per_s")
+LAST, BEST, METRICS = "last.pth", "best.pth", "metrics.csv"
+
+
+# ------------------------------------------------------------------------------ the recipe
+@dataclass
+class TrainRecipe:
+    """The paper's ImageNet-1K recipe (DeiT-style, as the iFormer release trains), named
+    as timm's train.py names its arguments. ``batch_size`` is per process."""
+
+    model: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    device_modules: list[str] = field(default_factory=lambda: ["iformer"])
+    num_classes: int = 1000
+    input_size: list[int] = field(default_factory=lambda: [3, 224, 224])
+    train_split: str = "train"
+    val_split: str = "val"
+    drop: float = 0.0
+    drop_path: float = 0.2
+    opt: str = "adamw"
+    opt_eps: float = 1e-8
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    clip_grad: float | None = None
+    sched: str = "cosine"
+    sched_on_updates: bool = False
+    epochs: int = 300
+    warmup_epochs: int = 5
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    cooldown_epochs: int = 0
+    batch_size: int = PAPER_TOTAL_BATCH // PAPER_PROCESSES
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    hflip: float = 0.5
+    color_jitter: float = 0.4
+    aa: str | None = "rand-m9-mstd0.5-inc1"
+    train_interpolation: str = "bicubic"
+    reprob: float = 0.25
+    remode: str = "pixel"
+    recount: int = 1
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    mixup_mode: str = "batch"
+    smoothing: float = 0.1
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.9
+    model_ema: bool = True
+    model_ema_decay: float = 0.99996
+    amp: bool = True
+    amp_dtype: str = "bfloat16"
+    seed: int = 0
+    workers: int = 8
+    pin_mem: bool = True
+
+    # Settings a resumed run may change without changing what is computed.
+    RESUMABLE = ("workers", "pin_mem")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "the training config"
+                  ) -> TrainRecipe:
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise UserError(f"{source} has key(s) {', '.join(unknown)} that rampsearch train does "
+                            f"not implement; remove them, or train with timm's train.py, which "
+                            f"reads the same file. Keys understood: {', '.join(names)}.")
+        if "model" not in data:
+            raise UserError(f"{source} has no `model` key; it needs the timm model name, e.g. "
+                            f"`model: iformer_small` (re-export it with `rampsearch export`).")
+        hints = typing.get_type_hints(cls)
+        values = {name: _coerce(name, value, hints[name], source) for name, value in data.items()}
+        recipe = cls(**values)
+        recipe.validate(source)
+        return recipe
+
+    def validate(self, source: str = "the training config") -> None:
+        """Raise UserError naming the first value out of range and what to use instead."""
+        checks = [
+            (len(self.input_size) == 3 and min(self.input_size) >= 1, "input_size",
+             "[channels, height, width], e.g. [3, 224, 224]"),
+            (self.num_classes >= 1, "num_classes", "the number of classes of the data"),
+            (0 <= self.drop < 1, "drop", "a rate in [0, 1)"),
+            (0 <= self.drop_path < 1, "drop_path", "a rate in [0, 1)"),
+            (math.isfinite(self.lr) and self.lr > 0, "lr", "a positive learning rate"),
+            (self.weight_decay >= 0, "weight_decay", "at least 0"),
+            (self.clip_grad is None or self.clip_grad > 0, "clip_grad", "a positive norm or null"),
+            (self.sched == "cosine", "sched", "cosine (other schedules: timm's train.py)"),
+            (self.epochs >= 1, "epochs", "at least 1"),
+            (self.warmup_epochs >= 0, "warmup_epochs", "at least 0"),
+            (self.cooldown_epochs >= 0, "cooldown_epochs", "at least 0"),
+            (self.batch_size >= 1, "batch_size", "at least 1 image per process"),
+            (not self.mixing or self.batch_size % 2 == 0, "batch_size",
+             "an even number (Mixup/CutMix pair the images of a batch)"),
+            (self.mixup >= 0 and self.cutmix >= 0, "mixup/cutmix", "alphas of at least 0"),
+            (0 <= self.smoothing < 1, "smoothing", "a value in [0, 1)"),
+            (0 < self.crop_pct <= 1, "crop_pct", "a fraction in (0, 1]"),
+            (0 < self.model_ema_decay < 1, "model_ema_decay", "a decay in (0, 1)"),
+            (self.amp_dtype == "bfloat16", "amp_dtype",
+             "bfloat16 (float16 needs a loss scaler; use timm's train.py for it)"),
+            (self.workers >= 0, "workers", "at least 0"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                value = getattr(self, name, None) if "/" not in name else (self.mixup, self.cutmix)
+                raise UserError(f"{source}: {name} is {value!r}; use {expected}.")
+        known = set(_optimizer_names())
+        if self.opt.lower() not in known:
+            raise UserError(f"{source}: opt {self.opt!r} is not an optimizer timm knows; use "
+                            f"adamw (the paper's) or one of timm.optim.list_optimizers().")
+
+    @property
+    def mixing(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
+
+    def model_config(self) -> IFormerConfig:
+        """The model timm builds from this file: ``create_model(model, num_classes=...,
+        drop_rate=drop, drop_path_rate=drop_path, in_chans=input_size[0], **model_kwargs)``."""
+        repeated = sorted(set(self.model_kwargs) & set(TIMM_PASSED_KWARGS))
+        if repeated:
+            raise UserError(f"model_kwargs sets {', '.join(repeated)}, which timm's train.py "
+                            f"passes itself; use the top-level keys num_classes, drop, drop_path "
+                            f"and input_size instead.")
+        return iformer.preset(self.model, **self.model_kwargs, num_classes=self.num_classes,
+                              drop_rate=self.drop, drop_path_rate=self.drop_path,
+                              in_chans=self.input_size[0])
+
+
+def _optimizer_names() -> list[str]:
+    from timm.optim import list_optimizers
+    return list_optimizers()
+
+
+def _coerce(name: str, value: Any, kind: Any, source: str) -> Any:
+    """A YAML value as the field's type (ints stay ints; 1 and 1e-3 both fit a float)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        kind = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+    problem = f"{source}: {name} is {value!r}"
+    if origin is list:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise UserError(f"{problem}; it must be a list, e.g. {name}: [1, 2].")
+        return [_coerce(name, v, args[0], source) for v in value]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise UserError(f"{problem}; it must be a mapping of names to values.")
+        return dict(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{problem}; use true or false.")
+        return value
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = {int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+        raise UserError(f"{problem}; it must be {expected}.")
+    return value
+
+
+def paper_size(config: IFormerConfig) -> str:
+    """The paper preset a config is a variant of: the one with the same stages, else the one
+    nearest in FLOPs at 224 px (the recipe's drop path grows with model size)."""
+    for name in iformer.PRESET_NAMES:
+        ref = iformer.preset(name)
+        if (ref.depths, ref.embed_dims, ref.num_heads) == (config.depths, config.embed_dims,
+                                                           config.num_heads):
+            return name
+    flops = iformer.count_flops(config, (224, 224))
+    return min(iformer.PRESET_NAMES,
+               key=lambda n: abs(iformer.count_flops(iformer.preset(n), (224, 224)) - flops))
+
+
+def timm_model_kwargs(config: IFormerConfig, model: str) -> dict[str, Any]:
+    """The keywords that turn timm's ``model`` preset into ``config``: the ramp always, and
+    every other field that differs from the preset (but those timm's train.py passes)."""
+    base = iformer.preset(model).to_dict()
+    kwargs = {}
+    for name, value in config.to_dict().items():
+        if name in TIMM_PASSED_KWARGS:
+            continue
+        if name == "attention_heads" or value != base[name]:
+            kwargs[name] = value
+    return kwargs
+
+
+def recipe_for_model(config: IFormerConfig) -> TrainRecipe:
+    """The paper's recipe for a model config (its own drop path, classes and input size)."""
+    model = f"iformer_{paper_size(config)}"
+    height, width = config.input_size
+    return TrainRecipe(model=model, model_kwargs=timm_model_kwargs(config, model),
+                       num_classes=config.num_classes, input_size=[config.in_chans, height, width],
+                       drop=config.drop_rate, drop_path=config.drop_path_rate)
+
+
+def load_recipe(path: Path) -> TrainRecipe:
+    """A ``train.yaml`` written by export, or a model config (YAML/JSON) trained with the
+    paper's recipe."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read the training config {path}: {exc.strerror}. Pass the "
+                        f"train.yaml written by `rampsearch export`.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise UserError(f"{path} is not valid YAML{line}; fix it or write it again with "
+                        f"`rampsearch export`.") from None
+    if not isinstance(data, Mapping):
+        raise UserError(f"{path} does not hold a mapping of settings; pass the train.yaml "
+                        f"written by `rampsearch export` or a model config.")
+    if isinstance(data.get("model"), str):
+        return TrainRecipe.from_dict(data, source=str(path))
+    return recipe_for_model(IFormerConfig.load(path))
+
+
+# ------------------------------------------------------------------------------ processes
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in a torchrun launch (rank 0 of 1 without torchrun)."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def primary(self) -> bool:
+        return self.rank == 0
+
+
+def start_processes() -> Processes:
+    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on
+    CUDA), or run alone."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return Processes(rank=rank, world_size=world_size, device=device)
+
+
+def stop_processes() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def mean_over_processes(values: Sequence[float], processes: Processes) -> list[float]:
+    """Each rank evaluated an equal share (the sampler pads), so the mean is exact."""
+    if processes.world_size == 1:
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=processes.device)
+    dist.all_reduce(tensor)
+    return (tensor / processes.world_size).tolist()
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Seed python, numpy and torch from (seed, epoch, rank): augmentation, Mixup, drop path
+    and the DataLoader workers' seeds all follow, so an epoch replays the same after resume."""
+    state = np.random.SeedSequence([seed, epoch, rank]).generate_state(2)
+    random.seed(int(state[0]))
+    np.random.seed(int(state[1]))
+    torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+# ------------------------------------------------------------------------------ data
+def image_folder_classes(data: Path, split: str) -> list[str]:
+    """The class folders of ``data/split``, checked to be an ImageFolder."""
+    layout = (f"rampsearch train reads an ImageFolder: {data}/{split}/<class>/<image>.JPEG and "
+              f"the same classes under the validation split (ImageNet's usual train/ val/ layout)")
+    if not data.is_dir():
+        raise UserError(f"--data {data} is not a folder; {layout}.")
+    root = data / split
+    if not root.is_dir():
+        raise UserError(f"--data {data} has no {split}/ folder; {layout}.")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        loose = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir())
+        detail = "holds images but no class folders" if loose else "has no class folders"
+        raise UserError(f"{root} {detail}; {layout}.")
+    empty = [c for c in classes if not _has_image(root / c)]
+    if empty:
+        raise UserError(f"{root} has class folder(s) without images: {', '.join(empty[:5])}"
+                        f"{' ...' if len(empty) > 5 else ''}; remove them or add images "
+                        f"({', '.join(IMAGE_EXTENSIONS)}).")
+    return classes
+
+
+def _has_image(folder: Path) -> bool:
+    return any(path.suffix.lower() in IMAGE_EXTENSIONS
+               for _, _, files in os.walk(folder) for path in map(Path, files))
+
+
+def check_data(data: Path, recipe: TrainRecipe) -> list[str]:
+    """The class names, after checking both splits agree with each other and the model."""
+    train_classes = image_folder_classes(data, recipe.train_split)
+    val_classes = image_folder_classes(data, recipe.val_split)
+    if train_classes != val_classes:
+        only_train = sorted(set(train_classes) - set(val_classes))
+        only_val = sorted(set(val_classes) - set(train_classes))
+        raise UserError(f"the class folders of {recipe.train_split}/ and {recipe.val_split}/ "
+                        f"differ (only in {recipe.train_split}/: {only_train[:5]}, only in "
+                        f"{recipe.val_split}/: {only_val[:5]}); labels are folder indices, so "
+                        f"both splits need the same class folders.")
+    if len(train_classes) != recipe.num_classes:
+        raise UserError(f"{data} has {len(train_classes)} classes but the model has "
+                        f"num_classes {recipe.num_classes}; set num_classes: "
+                        f"{len(train_classes)} in the training config, or point --data at the "
+                        f"data set the model is for.")
+    return train_classes
+
+
+def build_datasets(data: Path, recipe: TrainRecipe) -> tuple[Any, Any]:
+    """timm ImageFolder datasets with the recipe's train and eval transforms."""
+    from timm.data import create_dataset, create_transform
+
+    size = tuple(recipe.input_size)
+    train = create_dataset("", root=str(data / recipe.train_split), split=recipe.train_split,
+                           search_split=False, is_training=True)
+    val = create_dataset("", root=str(data / recipe.val_split), split=recipe.val_split,
+                         search_split=False, is_training=False)
+    train.transform = create_transform(
+        size, is_training=True, scale=tuple(recipe.scale), ratio=tuple(recipe.ratio),
+        hflip=recipe.hflip, color_jitter=recipe.color_jitter, auto_augment=recipe.aa or None,
+        interpolation=recipe.train_interpolation, re_prob=recipe.reprob, re_mode=recipe.remode,
+        re_count=recipe.recount)
+    val.transform = create_transform(size, is_training=False, interpolation=recipe.interpolation,
+                                     crop_pct=recipe.crop_pct)
+    return train, val
+
+
+def build_loaders(train_set: Any, val_set: Any, recipe: TrainRecipe, processes: Processes
+                  ) -> tuple[DataLoader, DataLoader]:
+    """Shuffled, sharded training batches (the last partial batch dropped); evaluation sharded
+    in order. Workers are not kept between epochs so each epoch's seeds are its own."""
+    shard = dict(num_replicas=processes.world_size, rank=processes.rank)
+    train_sampler = DistributedSampler(train_set, shuffle=True, seed=recipe.seed, **shard)
+    val_sampler = DistributedSampler(val_set, shuffle=False, **shard)
+    common = dict(num_workers=recipe.workers,
+                  pin_memory=recipe.pin_mem and processes.device.type == "cuda")
+    train = DataLoader(train_set, batch_size=recipe.batch_size, sampler=train_sampler,
+                       drop_last=True, **common)
+    val = DataLoader(val_set, batch_size=recipe.batch_size, sampler=val_sampler, **common)
+    if len(train) == 0:
+        raise UserError(f"the {recipe.train_split}/ split has {len(train_set)} images: not one "
+                        f"full batch of {recipe.batch_size} per process over "
+                        f"{processes.world_size} process(es); lower --batch-size or add images.")
+    return train, val
+
+
+# ------------------------------------------------------------------------------ weights
+def load_initial_weights(model: nn.Module, config: IFormerConfig, init: str) -> str:
+    """Start from the released iFormer weights (``released``) or a weights file; returns a
+    line saying what was loaded."""
+    if init == "released":
+        return load_released_weights(model, config)
+    return load_weights_file(model, Path(init))
+
+
+def load_released_weights(model: nn.Module, config: IFormerConfig) -> str:
+    import timm
+
+    size = paper_size(config)
+    name = f"iformer_{size}"
+    paper = iformer.preset(name)
+    shape_fields = ("depths", "embed_dims", "num_heads", "attention_heads", "pool_sizes",
+                    "layer_scale_stages", "mlp_ratio", "qkv_bias", "in_chans")
+    differing = [f for f in shape_fields if getattr(config, f) != getattr(paper, f)]
+    if differing:
+        blocks = [b for b, (a, p) in enumerate(zip(config.attention_heads,
+                                                   paper.attention_heads)) if a != p]
+        where = (f" (the ramp differs at block(s) {blocks[:8]})"
+                 if differing == ["attention_heads"] else f" ({', '.join(differing)} differ)")
+        raise UserError(f"--init released: the released weights are for the paper's {name} and "
+                        f"its ramp; this model is not{where}. Train it from scratch (drop "
+                        f"--init), or pass --init PATH with weights of the same shapes.")
+    url = timm.models.get_pretrained_cfg(name).url
+    try:
+        released = timm.create_model(name, pretrained=True, num_classes=config.num_classes,
+                                     img_size=config.img_size)
+    except Exception as exc:  # no network, a proxy, a partial download: all say the same
+        raise UserError(f"--init released: cannot download {url} ({exc.__class__.__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}). Download the file "
+                        f"where there is internet and pass --init PATH.") from None
+    model.load_state_dict(released.state_dict())
+    return f"initial weights: released {name} ({url})"
+
+
+def load_weights_file(model: nn.Module, path: Path) -> str:
+    """Weights from a file (a released checkpoint, or last.pth/best.pth of another run):
+    unwrapped and position embeddings resized by ``iformer.checkpoint_filter_fn``; a
+    classifier for another number of classes is left at its fresh initialisation."""
+    state = read_checkpoint(path, what="--init")
+    if not isinstance(state, Mapping):
+        raise UserError(f"--init {path} holds no state dict.")
+    state = iformer.checkpoint_filter_fn(dict(state), model)
+    own = model.state_dict()
+    head_note = ""
+    if any(k.startswith("head.") and k in own and state[k].shape != own[k].shape for k in state):
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+        head_note = " (classifier left fresh: another number of classes)"
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+             if k in own and hasattr(v, "shape") and v.shape != own[k].shape]
+    missing = sorted(set(own) - set(state) - ({"head.weight", "head.bias"} if head_note else set()))
+    unexpected = sorted(set(state) - set(own))
+    if wrong or missing or unexpected:
+        detail = "; ".join(part for part in (
+            f"{len(wrong)} tensor(s) of another shape, e.g. {wrong[0]}" if wrong else "",
+            f"{len(missing)} missing, e.g. {missing[0]}" if missing else "",
+            f"{len(unexpected)} unexpected, e.g. {unexpected[0]}" if unexpected else "") if part)
+        raise UserError(f"--init {path} does not fit this model ({detail}); the weights come "
+                        f"from another ramp or size. Pass weights of this exact model, or "
+                        f"drop --init.")
+    model.load_state_dict(state, strict=not head_note)
+    return f"initial weights: {path}{head_note}"
+
+
+def read_checkpoint(path: Path, what: str) -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors for the usual failures."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{what} {path}: no such file.") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a folder; pass the weights file.") from None
+    except Exception as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise UserError(
+                f"{what} {path} holds pickled Python objects besides tensors (e.g. training "
+                f"arguments), which are not loaded for safety. If you trust the file, keep only "
+                f"its weights: python -c \"import torch; c = torch.load('{path}', "
+                f"weights_only=False); torch.save(c.get('model', c), 'weights.pth')\" and pass "
+                f"weights.pth.") from None
+        raise UserError(f"{what} {path} is not a readable PyTorch checkpoint "
+                        f"({exc.__class__.__name__}); it may be truncated.") from None
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write through a temporary file so a kill mid-write leaves the previous checkpoint."""
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def check_resumable(saved: Mapping[str, Any], recipe: TrainRecipe, path: Path) -> None:
+    stored = saved.get("recipe")
+    if not isinstance(stored, Mapping):
+        raise UserError(f"{path} was not written by rampsearch train; start a new run with "
+                        f"another --output.")
+    wanted = recipe.to_dict()
+    differences = [f"{key}: saved {stored.get(key)!r}, now {wanted.get(key)!r}"
+                   for key in sorted(set(stored) | set(wanted))
+                   if key not in TrainRecipe.RESUMABLE and stored.get(key) != wanted.get(key)]
+    if differences:
+        raise UserError(f"--resume: the run in {path.parent} used other settings "
+                        f"({'; '.join(differences[:4])}); resume with the same config and "
+                        f"flags, or start a new run with another --output.")
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)
+
+
+# ------------------------------------------------------------------------------ the run
+@dataclass
+class TrainSummary:
+    status: str  # 'completed' | 'stopped' | 'diverged'
+    reason: str
+    epochs_done: int
+    best_top1: float
+    best_epoch: int
+    output: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(recipe: TrainRecipe, data: Path, output: Path, resume: bool = False,
+          init: str | None = None, on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
+          log: Callable[[str], None] = print) -> TrainSummary:
+    """Train with the full recipe, one process or one of a torchrun launch. ``on_epoch``
+    gets each epoch's metrics row; returning True stops after that epoch's checkpoint."""
+    for module in recipe.device_modules:
+        importlib.import_module(module)
+    config = recipe.model_config()
+    check_data(data, recipe)
+    last = output / LAST
+    if resume and not last.is_file():
+        raise UserError(f"--resume: {output} holds no {LAST} to resume from; drop --resume to "
+                        f"start the run there.")
+    if not resume and last.is_file():
+        raise UserError(f"{output} already holds a run ({LAST}); add --resume to continue it, "
+                        f"or choose another --output.")
+    if resume and init is not None:
+        raise UserError("--init and --resume exclude each other: a resumed run continues from "
+                        "its own last checkpoint.")
+    processes = start_processes()
+    try:
+        return _train(recipe, config, data, output, resume, init, on_epoch,
+                      log if processes.primary else _quiet, processes)
+    finally:
+        stop_processes()
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path, resume: bool,
+           init: str | None, on_epoch: Callable[[dict[str, Any]], bool | None] | None,
+           log: Callable[[str], None], processes: Processes) -> TrainSummary:
+    from timm.data import Mixup
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+    from timm.utils import ModelEmaV3
+
+    device = processes.device
+    torch.manual_seed(recipe.seed)  # the same initial weights on every rank
+    model = iformer.create_model(config)
+    if init is not None:
+        log(load_initial_weights(model, config, init))
+    model.to(device=device, memory_format=torch.channels_last)
+    train_set, val_set = build_datasets(data, recipe)
+    train_loader, val_loader = build_loaders(train_set, val_set, recipe, processes)
+    optimizer = create_optimizer_v2(model, opt=recipe.opt, lr=recipe.lr,
+                                    weight_decay=recipe.weight_decay, eps=recipe.opt_eps)
+    scheduler, total_epochs = create_scheduler_v2(
+        optimizer, sched=recipe.sched, num_epochs=recipe.epochs,
+        warmup_epochs=recipe.warmup_epochs, warmup_lr=recipe.warmup_lr, min_lr=recipe.min_lr,
+        cooldown_epochs=recipe.cooldown_epochs, step_on_epochs=not recipe.sched_on_updates,
+        updates_per_epoch=len(train_loader))
+    ema = ModelEmaV3(model, decay=recipe.model_ema_decay) if recipe.model_ema else None
+    if ema is not None:
+        # The engine steps the optimizer; the EMA follows every step through torch's hook.
+        optimizer.register_step_post_hook(lambda *_: ema.update(model))
+
+    start_epoch, best_top1, best_epoch = 0, -1.0, 0
+    rows: list[dict[str, Any]] = []
+    if resume:
+        saved = read_checkpoint(output / LAST, what="--resume")
+        check_resumable(saved, recipe, output / LAST)
+        model.load_state_dict(saved["model"])
+        if ema is not None:
+            ema.module.load_state_dict(saved["model_ema"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        start_epoch, best_top1, best_epoch = (saved["epoch"], saved["best_top1"],
+                                              saved["best_epoch"])
+        scheduler.step(start_epoch)
+        rows = [r for r in read_metrics(output / METRICS) if int(r["epoch"]) <= start_epoch]
+        log(f"resuming {output / LAST} after epoch {start_epoch} of {total_epochs}")
+
+    trained = model
+    if processes.world_size > 1:
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    mixup = (Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
+                   prob=recipe.mixup_prob, switch_prob=recipe.mixup_switch_prob,
+                   mode=recipe.mixup_mode, label_smoothing=recipe.smoothing,
+                   num_classes=recipe.num_classes) if recipe.mixing else None)
+    if mixup is not None:
+        loss: nn.Module = SoftTargetCrossEntropy()
+    elif recipe.smoothing > 0:
+        loss = LabelSmoothingCrossEntropy(smoothing=recipe.smoothing)
+    else:
+        loss = nn.CrossEntropyLoss()
+
+    def train_batches(epoch: int) -> Iterator[engine.Batch]:
+        seed_epoch(recipe.seed, epoch, processes.rank)
+        train_loader.sampler.set_epoch(epoch)
+        for images, targets in train_loader:
+            images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+            targets = targets.to(device, non_blocking=True)
+            if mixup is not None:
+                images, targets = mixup(images, targets)
+            yield images, targets
+
+    def val_batches() -> Iterator[engine.Batch]:
+        for images, targets in val_loader:
+            yield (images.to(device, non_blocking=True, memory_format=torch.channels_last),
+                   targets.to(device, non_blocking=True))
+
+    plan = engine.TrainingPlan(
+        model=trained, optimizer=optimizer, train_loss=loss, train_batches=train_batches,
+        val_batches=val_batches, epochs=total_epochs, device=device, scheduler=scheduler,
+        autocast_dtype=torch.bfloat16 if recipe.amp and device.type == "cuda" else None,
+        grad_clip=recipe.clip_grad)
+    steps = len(train_loader)
+    log(f"training {recipe.model} ({iformer.count_params(config) / 1e6:.2f} M params, "
+        f"{iformer.count_flops(config, config.input_size) / 1e9:.3g} GFLOPs) on {len(train_set)} "
+        f"images, {len(val_set)} for validation; {processes.world_size} process(es) x "
+        f"{recipe.batch_size} = total batch {processes.world_size * recipe.batch_size}, "
+        f"{steps} steps/epoch, {total_epochs} epochs, device {device}")
+    output.mkdir(parents=True, exist_ok=True)
+
+    status, reason = "completed", ""
+    for epoch in range(start_epoch, total_epochs):
+        started = time.perf_counter()
+        lr = engine.current_lr(optimizer)
+        try:
+            train_loss, images, _, train_s = engine.train_one_epoch(plan, epoch, epoch * steps)
+            train_loss, val_loss, top1, top5 = mean_over_processes(
+                [train_loss, *engine.evaluate(plan)], processes)
+            ema_loss = ema_top1 = ema_top5 = math.nan
+            if ema is not None:
+                ema_loss, ema_top1, ema_top5 = mean_over_processes(
+                    engine.evaluate(dataclasses.replace(plan, model=ema.module)), processes)
+        except engine.Diverged as exc:
+            status, reason = "diverged", str(exc)
+            log(f"stopped: {reason}")
+            break
+        scheduler.step(epoch + 1)
+        row = dict(epoch=epoch + 1, lr=lr, train_loss=train_loss, val_loss=val_loss, top1=top1,
+                   top5=top5, ema_val_loss=ema_loss, ema_top1=ema_top1, ema_top5=ema_top5,
+                   epoch_s=round(time.perf_counter() - started, 3),
+                   images_per_s=round(images * processes.world_size / train_s, 2)
+                   if train_s > 0 else 0.0)
+        rows.append(row)
+        score = ema_top1 if ema is not None else top1  # as timm's train.py: EMA when kept
+        improved = score > best_top1
+        if improved:
+            best_top1, best_epoch = score, epoch + 1
+        if processes.primary:
+            write_metrics(output / METRICS, rows)
+            save_checkpoint(output / LAST, {
+                "epoch": epoch + 1, "best_top1": best_top1, "best_epoch": best_epoch,
+                "model": model.state_dict(),
+                "model_ema": ema.module.state_dict() if ema is not None else None,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "recipe": recipe.to_dict(), "model_config": config.to_dict(), "metrics": row})
+            if improved:
+                shutil.copyfile(output / LAST, output / BEST)
+        log(format_epoch(row, total_epochs, best_top1, best_epoch, ema is not None))
+        if on_epoch is not None and on_epoch(row) and epoch + 1 < total_epochs:
+            status, reason = "stopped", f"stopped after epoch {epoch + 1}"
+            break
+    return TrainSummary(status=status, reason=reason, epochs_done=len(rows),
+                        best_top1=best_top1, best_epoch=best_epoch, output=output, history=rows)
+
+
+def format_epoch(row: Mapping[str, Any], total: int, best: float, best_epoch: int,
+                 with_ema: bool) -> str:
+    ema = f"  ema top-1 {row['ema_top1']:6.2f}" if with_ema else ""
+    return (f"epoch {row['epoch']:>3}/{total}  lr {row['lr']:.2e}  train loss "
+            f"{row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  top-1 {row['top1']:6.2f}  "
+            f"top-5 {row['top5']:6.2f}{ema}  {row['images_per_s']:.0f} img/s  "
+            f"(best {best:.2f} @ {best_epoch})")
+
+
+# ------------------------------------------------------------------------------ CLI
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, metavar="CONFIG",
+                        help="train.yaml written by `rampsearch export` (or a model config, "
+                             "trained with the paper's recipe)")
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
+                        help="ImageFolder root with train/<class>/ and val/<class>/")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="where checkpoints and metrics.csv go (default: train/ beside CONFIG)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --output from its last.pth")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument("--batch-size", type=int, help="override the per-process batch size")
+    parser.add_argument("--workers", type=int, help="data loading processes per training process")
+    parser.add_argument("--init", metavar="released|PATH",
+                        help="initial weights: the released iFormer checkpoint (the paper's "
+                             "ramp only) or a weights file")
+
+
+def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
+    recipe = load_recipe(args.config)
+    overrides = {name: getattr(args, name) for name in ("epochs", "batch_size", "workers")
+                 if getattr(args, name) is not None}
+    if overrides:
+        recipe = dataclasses.replace(recipe, **overrides)
+        recipe.validate(source="the command line")
+    return recipe
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    recipe = recipe_from_args(args)
+    output = args.output or args.config.resolve().parent / "train"
+    summary = train(recipe, args.data, output, resume=args.resume, init=args.init)
+    if summary.status == "diverged":
+        print(f"rampsearch: training diverged: {summary.reason}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {summary.epochs_done} epochs; best top-1 {summary.best_top1:.2f} at epoch "
+              f"{summary.best_epoch}; checkpoints and metrics.csv in {summary.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import user_error_types
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rampsearch.train",
+        description="Train an exported iFormer with the paper's ImageNet recipe (one process, "
+                    "or one of `torchrun --nproc_per_node N -m rampsearch.train ...`).")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except user_error_types() as exc:
+        print(f"rampsearch: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
