@@ -13,7 +13,6 @@ from iformer import ConfigError
 from .errors import UserError
 
 
-
 def command_modules() -> list[str]:
     """Every module of ``rampsearch.commands``; each defines ``register(subparsers)``, which
     adds its parser and sets ``handler``."""

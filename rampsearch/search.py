@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -290,12 +291,16 @@ def execute(study: optuna.Study, plan: SearchPlan, data: ProxyData, fixed_jobs: 
             train_trial, data=data, base=plan.space.base.to_dict(),
             proxy=plan.proxy.to_dict(), threads=threads)
         resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+        # Tune's own console tables would interleave with our progress lines.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan),
                                         num_samples=-1,
                                         max_concurrent_trials=concurrency,
-                                        metric="top1", mode="max"),
+                                        metric="top1", mode="max",
+                                        trial_name_creator=trial_name,
+                                        trial_dirname_creator=trial_name),
             run_config=tune.RunConfig(
                 storage_path=str((plan.location.folder / "ray").resolve()),
                 name=time.strftime("tune-%Y%m%d-%H%M%S"), verbose=0,
@@ -313,6 +318,13 @@ def execute(study: optuna.Study, plan: SearchPlan, data: ProxyData, fixed_jobs: 
             ray.shutdown()
     trained = {role: len(study_lib.ended_trials(study, role)) - before[role] for role in counted}
     return SearchOutcome(interrupted, [], trained, time.monotonic() - started)
+
+
+def trial_name(trial: Any) -> str:
+    """Ray's folder and display name of a trial: the Optuna number and what it is."""
+    label = str(trial.config.get("label", "")).replace("#", "").replace(" ", "-")
+    return f"trial-{trial.config.get('optuna_trial', 'x')}-{trial.config.get('role', '')}" + (
+        f"-{label}" if trial.config.get("role") != "candidate" else "")
 
 
 def make_scheduler(plan: SearchPlan) -> Any:

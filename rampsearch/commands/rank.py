@@ -1,0 +1,102 @@
+"""`rampsearch rank`: the leaderboard of a study, optionally re-evaluated with several seeds."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from .. import study as study_lib
+from ..errors import UserError
+from ..leaderboard import format_table, leaderboard
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rank", help="leaderboard of a study; --reeval-top K re-trains the leaders with seeds",
+        description="Write results/<study>/leaderboard.csv and .parquet and print the top. "
+                    "Trials stopped early are never ranked above fully trained ones. With "
+                    "--reeval-top K, the top K candidates and the paper's ramp are re-trained "
+                    "with --seeds S at a higher fidelity on Ray and ranked by their mean with "
+                    "a 95%% interval.")
+    parser.add_argument("--study", help="study name (default: the latest under --results)")
+    parser.add_argument("--results", default="results", type=Path, help="output folder")
+    parser.add_argument("--top", type=int, default=10, help="rows to print (10)")
+    parser.add_argument("--reeval-top", type=int, metavar="K",
+                        help="re-train the top K candidates and the paper's ramp")
+    parser.add_argument("--seeds", type=int, default=3, metavar="S",
+                        help="seeds per re-trained ramp (3)")
+    parser.add_argument("--epochs", type=int, metavar="E",
+                        help="epochs of the re-evaluation (default: twice the search's)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0)
+    parser.add_argument("--max-concurrent", type=int)
+    parser.add_argument("--ray-address", help="existing Ray cluster (default: $RAY_ADDRESS)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    location = study_lib.find_study(args.results, args.study)
+    study = study_lib.load_study(location)
+    settings = study.user_attrs.get(study_lib.SETTINGS_ATTR, {})
+    from ..plan import stored_options
+
+    options = stored_options(location)
+    from search_spaces import load_space
+
+    space = load_space(options["space"], base=options["base"])
+    frame = leaderboard(study, space.base.depths)
+    if frame.empty:
+        raise UserError(f"study {location.name!r} has no trained trial yet; run "
+                        f"`rampsearch run --resume --study {location.name}` first.")
+    frame.to_csv(location.folder / "leaderboard.csv", index=False)
+    frame.to_parquet(location.folder / "leaderboard.parquet", index=False)
+    print(format_table(frame, limit=args.top))
+    print(f"\nleaderboard  {location.folder / 'leaderboard.csv'} (.parquet)")
+    if args.reeval_top is None:
+        return 0
+    if args.reeval_top < 1 or args.seeds < 2:
+        raise UserError("--reeval-top needs K >= 1 and --seeds S >= 2 (an interval needs two "
+                        "seeds).")
+    return reevaluate(args, location, study, frame, options, settings)
+
+
+def reevaluate(args: argparse.Namespace, location: study_lib.StudyLocation, study, frame,
+               options: dict, settings: dict) -> int:
+    from ..data import load_proxy_data
+    from ..plan import build_plan
+    from ..proxy import ProxySettings
+    from ..ranking import format_reeval, leaders, reeval_jobs, reeval_summary
+    from ..search import execute
+
+    proxy = ProxySettings.from_dict(options["proxy"])
+    epochs = args.epochs or 2 * proxy.epochs
+    proxy = dataclasses.replace(proxy, epochs=epochs)
+    options = {**options, "cpus_per_trial": args.cpus_per_trial,
+               "gpus_per_trial": args.gpus_per_trial, "max_concurrent": args.max_concurrent,
+               "ray_address": args.ray_address, "trials": 0}
+    plan = build_plan(options, proxy)
+    chosen = leaders(frame, args.reeval_top)
+    jobs = reeval_jobs(study, chosen, args.seeds, epochs)
+    print(f"\nre-evaluating {len(chosen)} ramps x {args.seeds} seeds at {epochs} epochs "
+          f"({len(jobs)} trainings left)")
+    if jobs:
+        data = load_proxy_data(options["data"], resolution=proxy.resolution,
+                               train_samples=proxy.train_samples, val_samples=proxy.val_samples,
+                               seed=proxy.seed)
+        from ..progress import Progress
+
+        progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
+                            depths=plan.space.base.depths, epochs=epochs)
+        outcome = execute(study, plan, data, jobs, 0, progress)
+        progress.finish()
+        if outcome.interrupted:
+            print("interrupted: finished re-evaluations are kept; run the same command again "
+                  "to complete them.")
+            return 130
+    summary = reeval_summary(study, epochs)
+    print()
+    print(format_reeval(summary))
+    summary.drop(columns=["scores"]).to_csv(location.folder / "reeval.csv", index=False)
+    print(f"\nre-evaluation  {location.folder / 'reeval.csv'}")
+    return 0

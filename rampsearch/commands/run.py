@@ -1,0 +1,202 @@
+"""`rampsearch run`: search the frequency ramp under a FLOPs budget, Optuna on Ray."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import study as study_lib
+from ..data import ProxyData
+from ..errors import UserError
+from ..plan import SearchPlan, build_plan, stored_options
+from ..proxy import ProxySettings, add_proxy_arguments, settings_from_args
+from ..samplers import SAMPLERS, make_sampler
+
+# Defaults applied after --config and --resume have filled what the command line left out.
+DEFAULTS: dict[str, Any] = {
+    "budget": None, "budget_resolution": 224, "base": None, "space": "monotone",
+    "data": "fashion-mnist", "trials": 16, "sampler": "tpe", "study": None, "storage": None,
+    "results": "results", "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_concurrent": None,
+    "scheduler": "none", "seed": 0, "ray_address": None,
+}
+PROXY_KEYS = ("width", "resolution", "epochs", "train_samples", "batch_size", "lr")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="search ramps under a FLOPs budget",
+        description="Search the per-block ratio C_h/C of iFormer under a FLOPs budget: Optuna "
+                    "proposes ramps, Ray trains each under a short proxy schedule, the study "
+                    "is stored in Optuna RDB storage (results/<study>/study.db). The paper's "
+                    "ramp and the ablation baselines are trained under the same proxy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--budget", help="FLOPs budget, e.g. 4.8GFLOPs, 4800MFLOPs, 4.8e9 or 4.8GMACs; one "
+                         "multiply-add counts as one FLOP, as in the iFormer paper")
+    add("--budget-resolution", type=int, help="input size the budget is measured at (224)")
+    add("--base", help="iformer_small/base/large or a model YAML (default: the preset whose "
+                       "ramp range contains the budget)")
+    add("--space", help="search space: free, monotone, stagewise, smooth, or a YAML file "
+                        "(monotone)")
+    add("--data", help="fashion-mnist, synthetic, or a folder made by `rampsearch data "
+                       "prepare` (fashion-mnist)")
+    add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines (16)")
+    add("--sampler", choices=SAMPLERS, help="tpe; nsga2 for top-1 vs FLOPs as two objectives; "
+                                            "random; gp; cmaes (smooth space only) (tpe)")
+    add("--study", help="study name (default: <base>-<space>-<budget>-<time>)")
+    add("--storage", help="Optuna RDB URL or journal file (default: sqlite:///results/<study>/"
+                          "study.db)")
+    add("--results", help="output folder (results)")
+    add("--cpus-per-trial", type=float, help="CPUs Ray reserves per trial (1)")
+    add("--gpus-per-trial", type=float, help="GPUs Ray reserves per trial (0)")
+    add("--max-concurrent", type=int, help="trials at once (default: all that the CPUs allow)")
+    add("--scheduler", choices=("asha", "none"), help="asha stops weak trials between epochs; "
+                                                       "they are never ranked above full ones "
+                                                       "(none)")
+    add("--seed", type=int, help="seed of the sampler and of every proxy training (0)")
+    add("--resume", action="store_true", help="continue a study (default: the latest) to "
+                                              "--trials after Ctrl-C or a crash")
+    add("--ray-address", help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    add("--config", type=Path, help="YAML file with any of these options (flags win)")
+    add_proxy_arguments(parser)
+    parser.set_defaults(handler=run, **{k: None for k in DEFAULTS})
+
+
+# ----------------------------------------------------------------------------- options
+def merge_config_file(args: argparse.Namespace) -> None:
+    """Fill options the command line left out from --config (keys as flags, - or _)."""
+    if args.config is None:
+        return
+    try:
+        data = yaml.safe_load(args.config.read_text()) or {}
+    except OSError as exc:
+        raise UserError(f"cannot read --config {args.config}: {exc.strerror}.") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--config {args.config} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--config {args.config} must be a mapping of option names to values.")
+    known = set(DEFAULTS) | set(PROXY_KEYS)
+    for key, value in data.items():
+        dest = str(key).replace("-", "_")
+        if dest not in known:
+            raise UserError(f"--config {args.config}: unknown option {key!r}; use the long "
+                            f"names of `rampsearch run` options, e.g. budget, trials, space.")
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, value)
+
+
+def merge_resumed(args: argparse.Namespace) -> None:
+    """With --resume, the stored settings of the study fill what was not given again."""
+    if not args.resume:
+        return
+    location = study_lib.find_study(Path(args.results or DEFAULTS["results"]), args.study)
+    stored = stored_options(location)
+    for key, value in stored.items():
+        if key != "proxy" and getattr(args, key, None) is None:
+            setattr(args, key, value)
+    # Proxy settings outside the CLI flags (validation samples, warmup, ...) come back too.
+    args.stored_proxy = stored["proxy"]
+
+
+def apply_defaults(args: argparse.Namespace) -> None:
+    for key, value in DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    if args.budget is None:
+        raise UserError("--budget is required, e.g. `rampsearch run --budget 4.8GFLOPs` "
+                        "(one multiply-add counts as one FLOP).")
+    if args.trials < 1:
+        raise UserError(f"--trials {args.trials}: give at least 1 candidate to train.")
+    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError(f"--max-concurrent {args.max_concurrent}: give at least 1.")
+
+
+# ---------------------------------------------------------------------------------- run
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_proxy_data
+
+    merge_config_file(args)
+    merge_resumed(args)
+    apply_defaults(args)
+    stored_proxy = getattr(args, "stored_proxy", None)
+    proxy = settings_from_args(args, base=ProxySettings.from_dict(stored_proxy)
+                               if stored_proxy else None)
+    plan = build_plan(vars(args), proxy)
+    sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
+    data = load_proxy_data(str(args.data), resolution=proxy.resolution,
+                           train_samples=proxy.train_samples, val_samples=proxy.val_samples,
+                           seed=proxy.seed)
+    study = study_lib.create_or_check_study(plan.location, plan.settings, sampler,
+                                            resume=args.resume)
+    study_lib.write_run_file(plan.location, plan.settings, args.trials)
+
+    from ..progress import Progress
+    from ..search import run_search, work_left  # imports Ray
+
+    print_plan(plan, data)
+    fixed, candidates = work_left(study, plan)
+    progress = Progress(total_jobs=len(fixed) + candidates,
+                        concurrency=plan.max_concurrent or 1, depths=plan.space.base.depths,
+                        epochs=proxy.epochs)
+    outcome = run_search(study, plan, data, progress)
+    progress.finish()
+    return print_summary(study, plan, outcome)
+
+
+def print_plan(plan: SearchPlan, data: ProxyData) -> None:
+    from search_spaces import format_flops
+
+    space, proxy, check = plan.space, plan.proxy, plan.check
+    lines = [
+        f"study      {plan.location.name}   ({plan.location.storage_url})",
+        f"base       {space.base_name}  depths {space.base.depths}  dims {space.base.embed_dims}",
+        f"space      {space.name} ({space.family}): {space.size():,} ramps, FLOPs "
+        f"{format_flops(check.min_flops)} .. {format_flops(check.max_flops)} at "
+        f"{plan.budget.img_size[0]}x{plan.budget.img_size[1]}",
+        f"budget     {format_flops(plan.budget.flops)}" + (f"  ({check.note})" if check.note
+                                                          else ""),
+        f"proxy      width {proxy.width}, {proxy.resolution}px, {proxy.epochs} epochs, "
+        f"{len(data.train_labels):,} train / {len(data.val_labels):,} val images of "
+        f"{data.manifest.get('source', '?')} ({data.num_classes} classes), batch "
+        f"{proxy.batch_size}, lr {proxy.lr}, seed {proxy.seed}",
+        f"trials     {plan.trials} candidates + {len(space.baselines())} baselines "
+        f"(paper ramp and ablations), sampler {plan.settings.sampler}, scheduler "
+        f"{plan.settings.scheduler}",
+        f"workers    {plan.max_concurrent or 'as many as the cluster allows'} in parallel, "
+        f"{plan.cpus_per_trial:g} CPU"
+        + (f" + {plan.gpus_per_trial:g} GPU" if plan.gpus_per_trial else "") + " per trial, "
+        + (f"Ray at {plan.ray_address}" if plan.ray_address else "local Ray"),
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
+    from ..leaderboard import format_table, leaderboard
+
+    if outcome.recovered:
+        print(f"recovered {len(outcome.recovered)} interrupted trial(s) from the last run: "
+              f"{outcome.recovered}")
+    frame = leaderboard(study, plan.space.base.depths)
+    print()
+    print(format_table(frame, limit=10))
+    folder = plan.location.folder
+    print()
+    print(f"study storage  {plan.location.storage_url}")
+    print(f"run settings   {folder / study_lib.RUN_FILE}")
+    print(f"ray logs       {folder / 'ray'}")
+    print(f"dashboard      rampsearch dashboard --study {plan.location.name}"
+          + (f" --results {plan.location.results_dir}"
+             if str(plan.location.results_dir) != "results" else ""))
+    if outcome.interrupted:
+        print(f"\ninterrupted: finished trials are kept; continue with\n  rampsearch run --resume "
+              f"--study {plan.location.name}"
+              + (f" --results {plan.location.results_dir}"
+                 if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
+        return 130
+    return 0
