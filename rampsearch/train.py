@@ -29,6 +29,7 @@ import sys
 import time
 import types
 import typing
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -498,7 +499,7 @@ def read_checkpoint(path: Path, what: str) -> Any:
     except IsADirectoryError:
         raise UserError(f"{what} {path} is a folder; pass the weights file.") from None
     except Exception as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        if "Unsupported global" in str(exc):  # a class or function pickled beside the tensors
             raise UserError(
                 f"{what} {path} holds pickled Python objects besides tensors (e.g. training "
                 f"arguments), which are not loaded for safety. If you trust the file, keep only "
@@ -638,6 +639,9 @@ def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path,
 
     trained = model
     if processes.world_size > 1:
+        # 1x1 and depthwise kernels get gradients whose strides differ from the weights' only
+        # along dimensions of size 1: the same memory order, so DDP's warning is moot here.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
         trained = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     mixup = (Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
@@ -770,7 +774,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"rampsearch: training diverged: {summary.reason}", file=sys.stderr)
         return 1
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"done: {summary.epochs_done} epochs; best top-1 {summary.best_top1:.2f} at epoch "
+        epochs = f"{summary.epochs_done} epoch{'s' if summary.epochs_done != 1 else ''}"
+        print(f"done: {epochs}; best top-1 {summary.best_top1:.2f} at epoch "
               f"{summary.best_epoch}; checkpoints and metrics.csv in {summary.output}")
     return 0
 
