@@ -22,7 +22,7 @@ from iformer import IFormerConfig
 
 from .budget import Budget
 from .errors import SpaceError
-from .space import ImgSize, ParamSource, SearchSpace, _hw
+from .space import ImgSize, ParamSource, SearchSpace, image_hw
 
 # No completion exists: larger than any FLOPs count, and still an exact integer.
 NO_COMPLETION = 1 << 62
@@ -115,14 +115,11 @@ class ChainSpace(SearchSpace):
             first, last = low, high
             if pricing is not None:
                 # Narrow to the values whose cheapest completion fits what is left.
-                cheapest, offset = pricing.cheapest[d], decision.low
-                while first <= last and cheapest[first - offset] > room:
-                    first += 1
-                while last >= first and cheapest[last - offset] > room:
-                    last -= 1
-                if first > last:  # an earlier pick fell in a gap: this ramp will be rejected
-                    first, last = low, high
-                repaired |= (first, last) != (low, high)
+                offset = decision.low
+                within = narrowed(pricing.cheapest[d], first - offset, last - offset, room)
+                if within is not None:  # None: an earlier pick fell in a gap; rejected later
+                    first, last = within[0] + offset, within[1] + offset
+                    repaired |= (first, last) != (low, high)
             if decision.low < decision.high:
                 value = source.suggest_int(decision.name, first, last)
                 if not low <= value <= high:
@@ -182,7 +179,7 @@ class ChainSpace(SearchSpace):
 
     # -------------------------------------------------------------------- pricing
     def _pricing(self, img_size: ImgSize) -> ChainPricing:
-        key = _hw(img_size)
+        key = image_hw(img_size)
         if key not in self._pricings:
             self._pricings[key] = self._price(key)
         return self._pricings[key]
@@ -259,16 +256,17 @@ class ChainSpace(SearchSpace):
                 counts[i, step] = 1.0
         for d in range(1, len(steps)):
             floors, after_low = self._floors[d - 1], self.decisions[d].low
-            through = np.cumsum(counts, axis=0)  # through[i]: prefixes ending at <= value i
+            # Value j here follows values i with floors[i] <= low + j: a prefix of i, growing
+            # with j, so one running sum over i serves every j.
             moved = np.zeros((len(steps[d]), cells))
-            i = -1
+            through = np.zeros(cells)
+            i = 0
             for j, step in enumerate(steps[d]):
-                # Values i of decision d-1 that allow value j here: floors[i] <= low + j.
-                while i + 1 < len(floors) and i + 1 < len(through) and \
-                        floors[i + 1] - after_low <= j:
+                while i < len(counts) and floors[i] - after_low <= j:
+                    through += counts[i]
                     i += 1
-                if i >= 0 and step < cells:
-                    moved[j, step:] = through[i, :cells - step]
+                if i and step < cells:
+                    moved[j, step:] = through[:cells - step]
             counts = moved
         return float(counts.sum())
 
@@ -297,6 +295,17 @@ class ChainSpace(SearchSpace):
             flops += cost[picked]
             chosen = picked
         return flops
+
+
+def narrowed(totals: Sequence[int], first: int, last: int,
+             limit: int) -> tuple[int, int] | None:
+    """The smallest index range within first..last that holds every index whose total is at
+    most ``limit``; None if there is none."""
+    while first <= last and totals[first] > limit:
+        first += 1
+    while last >= first and totals[last] > limit:
+        last -= 1
+    return (first, last) if first <= last else None
 
 
 def _empty(decision: Decision) -> SpaceError:

@@ -11,6 +11,7 @@ from iformer import ConfigError, IFormerConfig
 
 from .chain import ChainSpace, block_decisions, stage_decisions
 from .errors import SpaceError
+from .monotone import MonotoneSpace
 from .smooth import SmoothSpace
 from .space import SearchSpace
 from .spec import DEFAULT_BASE, FAMILIES, SpaceFile, read_space_file
@@ -58,12 +59,13 @@ def build_space(space_file: SpaceFile, base: str | IFormerConfig | None = None,
     try:
         if space_file.family == "smooth":
             return SmoothSpace(options=space_file.smooth, **common)
+        if space_file.family == "monotone":
+            return MonotoneSpace(block_decisions(config, bounds, space_file.fixed), **common)
         if space_file.family == "stagewise":
             decisions = stage_decisions(config, bounds, space_file.fixed)
         else:
             decisions = block_decisions(config, bounds, space_file.fixed)
-        return ChainSpace(space_file.family, decisions, space_file.family == "monotone",
-                          **common)
+        return ChainSpace(space_file.family, decisions, monotone=False, **common)
     except SpaceError as exc:
         raise SpaceError(f"{space_file.source} on {base_name}: {exc}") from None
 

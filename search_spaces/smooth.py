@@ -22,7 +22,7 @@ import numpy as np
 
 from .budget import Budget
 from .errors import SpaceError
-from .space import ImgSize, ParamSource, SearchSpace, _hw
+from .space import ImgSize, ParamSource, SearchSpace, image_hw
 from .spec import SmoothOptions
 
 PARAMS = ("high_first", "high_last", "midpoint", "steepness")
@@ -87,6 +87,10 @@ class SmoothSpace(SearchSpace):
             self._enumeration = Enumeration(distinct, inverse.reshape(shape), first)
         return self._enumeration
 
+    def distinct_ramps(self) -> np.ndarray:
+        """Every ramp of the space, one row each (sorted)."""
+        return self._enumerate().ramps
+
     def size(self) -> int:
         return len(self._enumerate().ramps)
 
@@ -135,7 +139,7 @@ class SmoothSpace(SearchSpace):
 
     def _feasible_masks(self, budget: Budget) -> tuple[np.ndarray, ...]:
         """masks[p][i_0..i_{p-1}]: which values of parameter p still allow a feasible ramp."""
-        key = (budget.flops, _hw(budget.img_size))
+        key = (budget.flops, image_hw(budget.img_size))
         if key not in self._masks:
             enumeration = self._enumerate()
             feasible = self._flops_of_ramps(budget.img_size) <= budget.flops
@@ -150,7 +154,7 @@ class SmoothSpace(SearchSpace):
 
     # -------------------------------------------------------------------- pricing
     def _flops_of_ramps(self, img_size: ImgSize) -> np.ndarray:
-        key = _hw(img_size)
+        key = image_hw(img_size)
         if key not in self._ramp_flops:
             table = self.cost_table(key)
             ramps = self._enumerate().ramps

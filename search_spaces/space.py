@@ -188,7 +188,7 @@ class SearchSpace:
 
     def cost_table(self, img_size: ImgSize = (224, 224)) -> RampCostTable:
         """FLOPs of every block at every head count at ``img_size`` (cached)."""
-        key = _hw(img_size)
+        key = image_hw(img_size)
         if key not in self._cost_tables:
             self._cost_tables[key] = iformer.ramp_cost_table(self.base, key)
         return self._cost_tables[key]
@@ -227,7 +227,8 @@ def baseline_ramps(config: IFormerConfig) -> dict[str, list[int]]:
     }
 
 
-def _hw(img_size: ImgSize) -> tuple[int, int]:
+def image_hw(img_size: ImgSize) -> tuple[int, int]:
+    """224 or (224, 224) to (224, 224)."""
     if isinstance(img_size, int):
         return img_size, img_size
     height, width = img_size
