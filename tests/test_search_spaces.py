@@ -151,7 +151,7 @@ def test_every_monotone_sample_is_monotone():
 
 
 def test_monotone_draws_spread_over_every_block():
-    """Drawn in bisection order, plain uniform draws reach most head counts of every block
+    """Drawn in bisection order, plain uniform draws reach half the head counts of any block
     (drawn from the input side, they would ratchet up to all-attention at the output)."""
     space = load_space("monotone")
     rng = random.Random(8)
@@ -160,7 +160,7 @@ def test_monotone_draws_spread_over_every_block():
         for block, heads in enumerate(space.sample(rng).ramp):
             seen[block].add(heads)
     for block, (low, high) in enumerate(space.bounds):
-        assert len(seen[block]) >= (high - low + 1) * 2 // 3, (block, seen[block])
+        assert len(seen[block]) >= (high - low + 1) // 2, (block, seen[block])
 
 
 def test_stagewise_broadcasts_one_count_per_stage():
