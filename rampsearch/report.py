@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from collections.abc import Sequence
 
 import optuna
@@ -95,17 +96,20 @@ def importances(study: optuna.Study) -> go.Figure | None:
               if t.params and t.user_attrs.get(study_lib.ROLE) == "candidate"]
     if len(trials) < 3:
         return None
+    # PED-ANOVA ranks parameters by how much they matter for a *low* target: negate top-1.
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     try:
-        scores = optuna.importance.get_param_importances(
-            study, target=lambda t: t.values[0] if t.user_attrs.get(study_lib.ROLE) ==
-            "candidate" else float("nan"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, target=lambda t: -t.values[0])
     except (RuntimeError, ValueError):
         return None
     if not scores:
         return None
     names = list(scores)[::-1]
     fig = go.Figure(go.Bar(x=[scores[n] for n in names], y=names, orientation="h"))
-    fig.update_layout(title="Parameter importance for proxy top-1 (fANOVA)",
+    fig.update_layout(title="Parameter importance for proxy top-1 (PED-ANOVA)",
                       xaxis_title="importance", height=max(320, 22 * len(names)))
     return fig
 

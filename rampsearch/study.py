@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,7 +174,9 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
     study = optuna.create_study(study_name=location.name, storage=storage, sampler=sampler,
                                 directions=directions)
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
-    study.set_metric_names(["top1"] + (["GFLOPs"] if len(directions) > 1 else []))
+    with warnings.catch_warnings():  # experimental in Optuna, and exactly what the UI needs
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["top1"] + (["GFLOPs"] if len(directions) > 1 else []))
     return study
 
 

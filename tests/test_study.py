@@ -1,0 +1,223 @@
+"""The study layer, the leaderboard and re-evaluation statistics on real Optuna storages."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import iformer
+from rampsearch import study as study_lib
+from rampsearch.errors import UserError
+from rampsearch.leaderboard import compact_ramp, leaderboard, pareto_mask
+from rampsearch.progress import Progress, format_duration
+from rampsearch.ranking import leaders, reeval_summary
+from rampsearch.search import tell_outcome
+
+SMALL = iformer.preset("small")
+PAPER = SMALL.attention_heads
+
+
+def settings(**changes) -> study_lib.StudySettings:
+    values = dict(base="iformer_small", space="monotone", budget_flops=4_800_000_000,
+                  budget_img_size=[224, 224], data="synthetic", proxy={"epochs": 2},
+                  sampler="tpe", seed=0, scheduler="none")
+    values.update(changes)
+    return study_lib.StudySettings(**values)
+
+
+def location(tmp_path: Path, name: str = "s1") -> study_lib.StudyLocation:
+    return study_lib.StudyLocation(name, study_lib.default_storage_url(tmp_path / name), tmp_path)
+
+
+def add_trial(study: optuna.Study, ramp, role="candidate", status="completed", top1=50.0,
+              epochs=2, baseline=None, state=None):
+    trial = study.ask()
+    config = SMALL.with_ramp(ramp)
+    flops = iformer.count_flops(config)
+    for key, value in {"role": role, "ramp": list(ramp), "flops": flops,
+                       "params": iformer.count_params(config),
+                       "high_ratios": config.high_ratios(), "within_budget": flops <= 4.8e9,
+                       "status": status, "epochs_reached": epochs, "end_reason": status}.items():
+        trial.set_user_attr(key, value)
+    if baseline:
+        trial.set_user_attr("baseline", baseline)
+    if top1 is not None:
+        trial.set_user_attr("top1", top1)
+    if state is None:
+        state = TrialState.COMPLETE if status == "completed" else TrialState.PRUNED
+    study.tell(trial, [top1] if state == TrialState.COMPLETE else None, state=state)
+    return trial.number
+
+
+def test_create_then_resume_and_mismatch(tmp_path):
+    loc = location(tmp_path)
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = study_lib.create_or_check_study(loc, settings(), sampler, resume=False)
+    assert study.user_attrs[study_lib.SETTINGS_ATTR]["budget_flops"] == 4_800_000_000
+    with pytest.raises(UserError, match="already exists. Add --resume"):
+        study_lib.create_or_check_study(loc, settings(), sampler, resume=False)
+    again = study_lib.create_or_check_study(loc, settings(), sampler, resume=True)
+    assert again.study_name == "s1"
+    with pytest.raises(UserError, match="other settings.*budget_flops"):
+        study_lib.create_or_check_study(loc, settings(budget_flops=4_700_000_000), sampler,
+                                        resume=True)
+    with pytest.raises(UserError, match="no study 'other'"):
+        study_lib.create_or_check_study(location(tmp_path, "other"), settings(), sampler,
+                                        resume=True)
+
+
+def test_run_file_and_find_latest(tmp_path):
+    for name in ("first", "second"):
+        loc = location(tmp_path, name)
+        study_lib.write_run_file(loc, settings(), trials=7)
+    found = study_lib.find_study(tmp_path, None)
+    assert found.name == "second"
+    assert study_lib.find_study(tmp_path, "first").storage_url.endswith("first/study.db")
+    with pytest.raises(UserError, match="no study 'third'.*known: first, second"):
+        study_lib.find_study(tmp_path, "third")
+    with pytest.raises(UserError, match="no study under"):
+        study_lib.find_study(tmp_path / "empty", None)
+
+
+def test_bad_study_name_and_storage():
+    with pytest.raises(UserError, match="not usable as a folder name"):
+        study_lib.check_study_name("../escape")
+    with pytest.raises(UserError, match="cannot open the study storage"):
+        study_lib.open_storage("nosuchdb://user@host/db")
+
+
+def test_journal_storage_path(tmp_path):
+    storage = study_lib.open_storage(str(tmp_path / "journal.log"))
+    study = optuna.create_study(storage=storage, study_name="j")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="j", storage=study_lib.open_storage(
+        str(tmp_path / "journal.log"))).trials) == 2
+
+
+def test_recover_interrupted_requeues_candidates(tmp_path):
+    study = study_lib.create_or_check_study(location(tmp_path), settings(),
+                                            optuna.samplers.RandomSampler(seed=0), resume=False)
+    finished = add_trial(study, PAPER, top1=60.0)
+    running = study.ask()
+    running.suggest_int("b00_s1", 0, 3)
+    running.set_user_attr("role", "candidate")
+    recovered = study_lib.recover_interrupted(study)
+    assert recovered == [running.number]
+    trials = study.get_trials()
+    assert trials[finished].state == TrialState.COMPLETE and trials[finished].value == 60.0
+    assert trials[running.number].state == TrialState.FAIL
+    assert trials[running.number].user_attrs["end_reason"] == "interrupted"
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    # An enqueued trial holds its parameters as fixed_params until it is asked again.
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [trials[running.number].params]
+    assert study_lib.recover_interrupted(study) == []  # nothing left running
+
+
+def test_leaderboard_never_ranks_stopped_above_completed(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    low = [1] * 3 + [3] * 3 + [5] * 9 + [6] * 3
+    add_trial(study, PAPER, role="baseline", baseline="paper", top1=40.0)
+    add_trial(study, low, top1=45.0)
+    add_trial(study, [1] * 3 + [2] * 3 + [5] * 9 + [6] * 3, status="stopped", top1=90.0, epochs=1)
+    add_trial(study, [0] * 3 + [2] * 3 + [5] * 9 + [6] * 3, status="failed", top1=None,
+              state=TrialState.FAIL)
+    rejected = study.ask()
+    rejected.set_user_attr("role", "rejected")
+    study.tell(rejected, state=TrialState.PRUNED)
+    frame = leaderboard(study, SMALL.depths)
+    assert list(frame["status"]) == ["completed", "completed", "stopped", "failed"]
+    assert list(frame["top1"][:2]) == [45.0, 40.0]
+    assert frame.loc[0, "vs_paper"] == pytest.approx(5.0)
+    assert len(frame) == 4  # the rejected proposal was never trained, so it is no row
+    assert not frame.loc[frame["status"] == "stopped", "pareto"].any()
+
+
+def test_pareto_mask_on_accuracy_and_flops():
+    import pandas as pd
+
+    frame = pd.DataFrame({"status": ["completed"] * 3, "top1": [50.0, 60.0, 55.0],
+                          "gflops": [4.0, 4.5, 4.6]})
+    assert list(pareto_mask(frame)) == [True, True, False]
+
+
+def test_compact_ramp():
+    assert compact_ramp(PAPER, SMALL.depths) == "1x3 | 3x3 | 7x4 9x5 | 11x3"
+    assert compact_ramp([0, 1, 1, 2, 2, 2, 3, 3, 3], [3, 3, 3]) == "0 1x2 | 2x3 | 3x3"
+
+
+def test_tell_outcome_states(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    cases = [
+        ({"final": True, "status": "completed", "top1": 70.0, "epoch": 2}, False,
+         TrialState.COMPLETE),
+        ({"final": True, "status": "diverged", "reason": "loss is nan", "epoch": 1}, False,
+         TrialState.FAIL),
+        ({"final": False, "top1": 30.0, "epoch": 1}, False, TrialState.PRUNED),
+        (None, True, TrialState.FAIL),
+    ]
+    for result, error, expected in cases:
+        trial = study.ask()
+        trial.set_user_attr("flops", 1)
+        attrs = tell_outcome(study, trial, result, error)
+        frozen = study.get_trials()[-1]
+        assert frozen.state == expected
+        assert frozen.user_attrs["end_reason"] == attrs["end_reason"]
+    assert study.get_trials()[1].user_attrs["end_reason"] == "loss is nan"
+    assert "scheduler" in study.get_trials()[2].user_attrs["end_reason"]
+
+
+def test_reeval_summary_interval_and_ties():
+    study = optuna.create_study(direction="maximize")
+    scores = {1: [70.0, 71.0, 72.0], 2: [69.0, 71.5, 70.5], 3: [50.0, 50.5, 49.5]}
+    for source, values in scores.items():
+        for seed, value in enumerate(values):
+            trial = study.ask()
+            for key, attr in {"role": "reeval", "source_trial": source, "seed": seed,
+                              "reeval_epochs": 4, "status": "completed", "top1": value,
+                              "source_role": "candidate"}.items():
+                trial.set_user_attr(key, attr)
+            study.tell(trial, value)
+    summary = reeval_summary(study, epochs=4)
+    assert list(summary["trial"]) == [1, 2, 3]
+    first = summary.iloc[0]
+    assert first["mean_top1"] == pytest.approx(71.0)
+    # t(0.975, 2) = 4.303; std of 70, 71, 72 is 1.
+    assert first["ci95"] == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
+    assert summary.iloc[1]["verdict"].startswith("tied with leader")
+    assert summary.iloc[2]["verdict"].startswith("below leader")
+
+
+def test_leaders_take_top_candidates_within_budget_and_the_paper(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    add_trial(study, PAPER, role="baseline", baseline="paper", top1=40.0)
+    for top1, heads in ((44.0, 5), (43.0, 6), (42.0, 4)):
+        add_trial(study, [1] * 3 + [3] * 3 + [heads] * 9 + [6] * 3, top1=top1)
+    chosen = leaders(leaderboard(study, SMALL.depths), top_k=2)
+    assert list(chosen["top1"]) == [44.0, 43.0, 40.0]
+
+
+def test_progress_estimates_time_left():
+    class Job:
+        def __init__(self, number):
+            self.number, self.role, self.label, self.ramp = number, "candidate", f"#{number}", PAPER
+
+    import io
+
+    stream = io.StringIO()
+    progress = Progress(total_jobs=4, concurrency=2, depths=SMALL.depths, epochs=2,
+                        stream=stream)
+    assert progress.time_left() is None
+    progress("start", Job(0), {})
+    progress("end", Job(0), {"status": "completed", "top1": 55.0, "epochs_reached": 2})
+    assert progress.best[0] == 55.0 and progress.done == 1
+    assert progress.time_left() is not None
+    progress("start", Job(1), {})
+    progress("end", Job(1), {"status": "diverged", "end_reason": "nan", "epochs_reached": 1})
+    assert progress.failed == 1
+    text = stream.getvalue()
+    assert "[  1/4] #0" in text and "best 55.00%" in text and "(nan)" in text
+    assert format_duration(3725) == "1h02m" and format_duration(65) == "1m05s"
