@@ -24,7 +24,7 @@ from .flops import (
     ramp_cost_table,
     stage_grids,
 )
-from .model import InceptionTransformer, checkpoint_filter_fn
+from .model import InceptionTransformer, checkpoint_filter_fn, set_fused_attn
 
 
 def create_model(config: IFormerConfig) -> InceptionTransformer:
@@ -42,5 +42,5 @@ __all__ = [
     "FlopsBreakdown", "IFormerConfig", "InceptionTransformer", "RampCostTable",
     "checkpoint_filter_fn", "count_flops", "count_params", "create_model",
     "create_model_from_file", "flops_breakdown", "preset", "preset_name", "ramp_cost_table",
-    "stage_grids",
+    "set_fused_attn", "stage_grids",
 ]

@@ -114,8 +114,9 @@ class IFormerConfig:
             raise ConfigError("embed_dims[0] must be at least 2 (the stem halves it).")
         total = sum(self.depths)
         if len(self.attention_heads) != total:
-            raise ConfigError(f"attention_heads has {len(self.attention_heads)} entries but "
-                              f"depths sum to {total}; give one entry per block.")
+            count = len(self.attention_heads)
+            raise ConfigError(f"attention_heads has {count} entr{'y' if count == 1 else 'ies'} "
+                              f"but depths sum to {total}; give one entry per block.")
         for block, stage in enumerate(self.block_stages()):
             a, n = self.attention_heads[block], self.num_heads[stage - 1]
             if not 0 <= a <= n:

@@ -58,11 +58,13 @@ def mixer_flops(dim: int, head_dim: int, attention_heads: int, pool_size: int,
         flops += tokens * 2 * conv_in * 9                # depthwise 3x3
         flops += tokens * pool_in * 2 * pool_in          # 1x1 conv after max-pool
     if low:
-        pooled = (height // pool_size) * (width // pool_size)
+        # Pooling uses ceil mode (a partial last window), upsampling scales by the pool size.
+        pooled_h, pooled_w = -(-height // pool_size), -(-width // pool_size)
+        pooled = pooled_h * pooled_w
         flops += pooled * low * 3 * low                  # qkv
         flops += 2 * pooled * pooled * low               # q @ k^T and attn @ v, all heads
         if pool_size > 1:
-            flops += tokens * low                        # nearest upsampling
+            flops += pooled * pool_size ** 2 * low       # nearest upsampling, before the crop
     fused = 2 * high + low
     flops += tokens * fused * 9                          # depthwise 3x3 of the fuse
     flops += tokens * fused * dim                        # 1x1 projection to C

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_, use_fused_attn
-from timm.models import build_model_with_cfg, generate_default_cfgs
-from timm.models import register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
@@ -80,7 +80,10 @@ class LowMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, height, width, _ = x.shape
         if self.pool_size > 1:
-            x = _nhwc_view(F.avg_pool2d(_nchw_view(x), self.pool_size, self.pool_size))
+            # ceil_mode: on a grid the pool size does not divide, the last window is partial
+            # (averaged over the tokens it covers), so every token reaches attention.
+            x = _nhwc_view(F.avg_pool2d(_nchw_view(x), self.pool_size, self.pool_size,
+                                        ceil_mode=True))
         grid_h, grid_w = x.shape[1], x.shape[2]
         qkv = self.qkv(x).reshape(batch, grid_h * grid_w, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
@@ -92,7 +95,11 @@ class LowMixer(nn.Module):
         # Channel order is head-major (head * head_dim + d), as in the reference.
         x = x.transpose(1, 2).reshape(batch, grid_h, grid_w, self.num_heads * self.head_dim)
         if self.pool_size > 1:
-            x = _nhwc_view(F.interpolate(_nchw_view(x), size=(height, width), mode="nearest"))
+            # Nearest upsampling by the pool size gives every token the output of the window
+            # it was pooled in; the crop removes what a partial last window adds.
+            x = _nhwc_view(F.interpolate(_nchw_view(x), scale_factor=self.pool_size,
+                                         mode="nearest"))
+            x = x[:, :height, :width]
         return x
 
 
@@ -184,11 +191,10 @@ class InceptionTransformer(nn.Module):
 
     def __init__(self, config: IFormerConfig | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is None:
-            config = IFormerConfig(**fields)
-        elif fields:
-            config = IFormerConfig(**{**config.to_dict(), **fields})
+        # A private copy: reset_classifier() updates it, the caller's config stays as it was.
+        config = IFormerConfig(**{**(config.to_dict() if config else {}), **fields})
         self.config = config
+        self.num_stages = 4  # fewer after prune_intermediate_layers()
         self.num_classes = config.num_classes
         dims = config.embed_dims
         self.num_features = self.head_hidden_size = dims[-1]
@@ -228,7 +234,7 @@ class InceptionTransformer(nn.Module):
     # ---------------------------------------------------------------- timm model interface
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
-        return {f"pos_embed{stage}" for stage in range(1, 5)}
+        return {f"pos_embed{stage}" for stage in range(1, self.num_stages + 1)}
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
@@ -253,7 +259,7 @@ class InceptionTransformer(nn.Module):
                              f"{global_pool!r} is not supported.")
         self.num_classes = num_classes
         self.config.num_classes = num_classes
-        device = self.norm.weight.device
+        device = self.pos_embed1.device
         self.head = nn.Linear(self.num_features, num_classes, device=device) if num_classes \
             else nn.Identity()
 
@@ -278,7 +284,7 @@ class InceptionTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) to final tokens (B, H/32, W/32, C), before the norm."""
-        for stage in range(1, 5):
+        for stage in range(1, self.num_stages + 1):
             x = self._stage(stage, x)
         return x
 
@@ -303,7 +309,7 @@ class InceptionTransformer(nn.Module):
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError(f"output_fmt must be NCHW or NHWC, got {output_fmt!r}.")
         take_indices, max_index = feature_take_indices(4, indices)
-        last = max_index if (stop_early or intermediates_only) else 3
+        last = max_index if (stop_early or intermediates_only) else self.num_stages - 1
         intermediates = []
         for stage in range(1, last + 2):
             x = self._stage(stage, x)
@@ -319,7 +325,12 @@ class InceptionTransformer(nn.Module):
 
     def prune_intermediate_layers(self, indices: int | Sequence[int] = 1,
                                   prune_norm: bool = False, prune_head: bool = True) -> list[int]:
-        take_indices, _ = feature_take_indices(4, indices)
+        """Drop the stages after the last one ``indices`` takes (and the norm and head)."""
+        take_indices, max_index = feature_take_indices(4, indices)
+        for stage in range(max_index + 2, self.num_stages + 1):
+            for name in (f"patch_embed{stage}", f"pos_embed{stage}", f"blocks{stage}"):
+                delattr(self, name)
+        self.num_stages = min(self.num_stages, max_index + 1)
         if prune_norm:
             self.norm = nn.Identity()
         if prune_head:
@@ -335,7 +346,9 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor],
         if key in state_dict and isinstance(state_dict[key], dict):
             state_dict = state_dict[key]
             break
-    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    # Prefixes of DistributedDataParallel and torch.compile wrappers.
+    state_dict = {k.removeprefix("module.").removeprefix("_orig_mod."): v
+                  for k, v in state_dict.items()}
     own = model.state_dict()
     for stage in range(1, 5):
         key = f"pos_embed{stage}"
@@ -383,15 +396,16 @@ _CONFIG_FIELDS = frozenset(IFormerConfig.__dataclass_fields__)
 
 def _create_iformer(variant: str, pretrained: bool = False, **kwargs: Any) -> InceptionTransformer:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
-    config = kwargs.pop("config", None)
-    if config is None:
-        options = {k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_FIELDS}
-        config = preset(variant, **options)
+    config = kwargs.pop("config", None) or preset(variant)
+    overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_FIELDS}
+    config = IFormerConfig(**{**config.to_dict(), **overrides})
     return build_model_with_cfg(
         InceptionTransformer, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(feature_cls="getter", out_indices=out_indices),
         config=config,
+        # Passed explicitly: timm would otherwise fill them in from the pretrained cfg.
+        num_classes=config.num_classes, in_chans=config.in_chans,
         **kwargs,
     )
 
@@ -424,3 +438,12 @@ def iformer_base_384(pretrained: bool = False, **kwargs: Any) -> InceptionTransf
 @register_model
 def iformer_large_384(pretrained: bool = False, **kwargs: Any) -> InceptionTransformer:
     return _create_iformer("iformer_large_384", pretrained, **kwargs)
+
+
+def set_fused_attn(model: nn.Module, enabled: bool) -> nn.Module:
+    """Attention through ``scaled_dot_product_attention`` (enabled) or written out as two
+    matmuls and a softmax, which tracing FLOP counters such as fvcore can see."""
+    for module in model.modules():
+        if isinstance(module, LowMixer):
+            module.fused_attn = enabled
+    return model
