@@ -46,10 +46,10 @@ class ProxySettings:
 
     width: float = 0.25  # head_dim 32 -> 8
     resolution: int = 64
-    epochs: int = 4
+    epochs: int = 3
     train_samples: int = 5000
     val_samples: int = 2000
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0
     warmup_epochs: float = 0.5
