@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import iformer
 from iformer import IFormerConfig, RampCostTable
@@ -94,7 +94,7 @@ class SearchSpace:
     :meth:`param_names`, :meth:`flops_range` and :meth:`feasible_fraction`.
     """
 
-    family: ClassVar[str] = ""
+    family: str = ""
 
     def __init__(self, name: str, base: IFormerConfig, base_name: str, allow_ends: bool,
                  bounds: Sequence[tuple[int, int]], fixed: Mapping[int, int],
@@ -170,7 +170,7 @@ class SearchSpace:
         ``flops``, so constraint-aware samplers learn the boundary either way.
         """
         ramp, repaired = self._draw(trial, budget)
-        flops = self.flops(ramp, budget.img_size)
+        flops = self.cost_table(budget.img_size).flops(ramp)
         excess = float(flops - budget.flops)
         trial.set_user_attr("ramp", ramp)
         trial.set_user_attr("flops", flops)
@@ -182,8 +182,8 @@ class SearchSpace:
         """What :meth:`propose` does, with uniform draws from ``rng`` instead of a trial."""
         ramp, repaired = self._draw(RandomParams(rng), budget)
         if budget is None:
-            return Proposal(ramp, self.flops(ramp), True, False)
-        flops = self.flops(ramp, budget.img_size)
+            return Proposal(ramp, self.cost_table().flops(ramp), True, False)
+        flops = self.cost_table(budget.img_size).flops(ramp)
         return Proposal(ramp, flops, flops <= budget.flops, repaired)
 
     def cost_table(self, img_size: ImgSize = (224, 224)) -> RampCostTable:
@@ -194,11 +194,18 @@ class SearchSpace:
         return self._cost_tables[key]
 
     def flops(self, ramp: Sequence[int], img_size: ImgSize = (224, 224)) -> int:
+        """FLOPs of the base with ``ramp`` (any valid ramp of the base, in the space or not)."""
         if len(ramp) != self.num_blocks:
             raise SpaceError(f"the ramp has {len(ramp)} entries but {self.base_name} has "
                              f"{self.num_blocks} blocks; give one attention-head count per "
                              f"block.")
-        return self.cost_table(img_size).flops(ramp)
+        table = self.cost_table(img_size)
+        for block, (heads, costs) in enumerate(zip(ramp, table.per_block)):
+            if not 0 <= heads < len(costs):
+                raise SpaceError(f"block {block} of the ramp asks for {heads} attention heads "
+                                 f"but its stage has {len(costs) - 1}; use 0 to "
+                                 f"{len(costs) - 1}.")
+        return table.flops(ramp)
 
     def min_flops(self, img_size: ImgSize = (224, 224)) -> int:
         return self.flops_range(img_size)[0]

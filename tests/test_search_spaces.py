@@ -264,6 +264,16 @@ def test_baselines_of_the_small_preset():
     assert space.flops(baselines["paper"]) == 4_848_476_928
 
 
+def test_flops_of_a_ramp_that_does_not_fit_the_base():
+    space = load_space("free")
+    with pytest.raises(SpaceError, match="17 entries but iformer_small has 18 blocks"):
+        space.flops([1] * 17)
+    with pytest.raises(SpaceError, match="block 0 of the ramp asks for -1 attention heads"):
+        space.flops([-1] + [1] * 17)
+    with pytest.raises(SpaceError, match="block 17 .* 13 attention heads .* use 0 to 12"):
+        space.flops([1] * 17 + [13])
+
+
 def test_space_names_and_unknown_space():
     assert search_spaces.space_names() == list(FAMILIES)
     with pytest.raises(SpaceError, match="free, monotone, stagewise, smooth"):
