@@ -118,6 +118,13 @@ fixed:
     assert "b00_s1" not in space.param_names()
     costs = [space.flops(r) for r in expected]
     assert space.flops_range() == (min(costs), max(costs))
+    for ramp in expected:
+        assert space.decode(space.encode(list(ramp))) == list(ramp)
+    rng = random.Random(9)
+    budget = Budget(sorted(costs)[len(costs) // 4])
+    for _ in range(300):
+        proposal = space.sample(rng, budget)
+        assert space.contains(proposal.ramp) and proposal.feasible
 
 
 def test_a_space_without_ramps_is_refused(tmp_path):
