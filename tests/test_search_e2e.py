@@ -1,0 +1,228 @@
+"""End to end through the CLI: real Ray, real SQLite storage, real training on synthetic images.
+
+One small study is searched once per module and then inspected, resumed, ranked, reported
+and served by the dashboard. A second study is killed with SIGKILL mid-run and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from rampsearch import study as study_lib
+
+pytestmark = pytest.mark.slow
+
+BUDGET = 4_800_000_000
+BASELINES = {"paper", "equal_split", "reverse_ramp", "all_attention_but_one",
+             "one_attention_head"}
+TINY_PROXY = ["--data", "synthetic", "--epochs", "2", "--train-samples", "128",
+              "--batch-size", "64", "--width", "0.125"]
+
+
+def rampsearch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rampsearch", *args], capture_output=True,
+                          text=True, timeout=timeout, env=_env())
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def load(results: Path, name: str) -> optuna.Study:
+    return study_lib.load_study(study_lib.find_study(results, name))
+
+
+def ended(study: optuna.Study, role: str) -> list:
+    return study_lib.ended_trials(study, role)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "3", "--results",
+                      str(results), "--study", "e2e", *TINY_PROXY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return results, done.stdout
+
+
+def test_run_prints_plan_progress_and_table(searched):
+    _, out = searched
+    for text in ("base       iformer_small", "space      monotone", "budget     4.800 GFLOPs",
+                 "3 candidates + 5 baselines", "[  8/8]", "top-1 %", "study storage"):
+        assert text in out, text
+
+
+def test_every_baseline_and_candidate_trained_once(searched):
+    results, _ = searched
+    study = load(results, "e2e")
+    assert sorted(t.user_attrs["baseline"] for t in ended(study, "baseline")) == sorted(BASELINES)
+    assert len(ended(study, "candidate")) == 3
+    for trial in ended(study, "candidate") + ended(study, "baseline"):
+        attrs = trial.user_attrs
+        for key in ("ramp", "high_ratios", "flops", "params", "proxy", "epochs_reached",
+                    "wall_s", "end_reason", "status"):
+            assert key in attrs, key
+        assert attrs["status"] == "completed" and trial.state == TrialState.COMPLETE
+        assert attrs["epochs_reached"] == 2
+        assert sorted(trial.intermediate_values) == [1, 2]  # live learning curve
+
+
+def test_no_trial_over_budget_is_trained(searched):
+    results, _ = searched
+    study = load(results, "e2e")
+    for trial in study.get_trials():
+        role = trial.user_attrs.get("role")
+        if role == "candidate":
+            assert trial.user_attrs["flops"] <= BUDGET
+        if role == "rejected":  # told back to the sampler, never trained
+            assert trial.state == TrialState.PRUNED and "status" not in trial.user_attrs
+    paper = [t for t in ended(study, "baseline") if t.user_attrs["baseline"] == "paper"][0]
+    assert paper.user_attrs["flops"] > BUDGET and paper.user_attrs["within_budget"] is False
+
+
+def test_rank_and_report(searched):
+    results, _ = searched
+    done = rampsearch("rank", "--results", str(results), "--study", "e2e")
+    assert done.returncode == 0, done.stderr
+    import pandas as pd
+
+    frame = pd.read_parquet(results / "e2e" / "leaderboard.parquet")
+    assert len(frame) == 8 and set(frame["status"]) == {"completed"}
+    assert list(frame["rank"]) == list(range(1, 9))
+    done = rampsearch("report", "--results", str(results), "--study", "e2e")
+    assert done.returncode == 0, done.stderr
+    assert (results / "e2e" / "report.html").stat().st_size > 100_000
+
+
+def test_same_study_without_resume_is_refused(searched):
+    results, _ = searched
+    done = rampsearch("run", "--budget", "4.8GFLOPs", "--results", str(results), "--study",
+                      "e2e", *TINY_PROXY)
+    assert done.returncode == 2
+    assert "already exists. Add --resume" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_continues_to_more_trials(searched):
+    results, _ = searched
+    before = {t.number: t.value for t in load(results, "e2e").get_trials()
+              if t.state == TrialState.COMPLETE}
+    done = rampsearch("run", "--resume", "--study", "e2e", "--results", str(results),
+                      "--trials", "4")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    study = load(results, "e2e")
+    assert len(ended(study, "candidate")) == 4
+    assert len(ended(study, "baseline")) == 5  # not trained again
+    after = {t.number: t.value for t in study.get_trials() if t.state == TrialState.COMPLETE}
+    assert all(after[n] == v for n, v in before.items())
+
+
+def test_dashboard_serves_the_study(searched):
+    results, _ = searched
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "rampsearch", "dashboard", "--results",
+                               str(results), "--study", "e2e", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
+    try:
+        names = _poll_studies(port)
+        assert "e2e" in names
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _poll_studies(port: int, timeout: float = 60.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                return [s["study_name"] for s in json.load(r)["study_summaries"]]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
+    args = [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "3",
+            "--results", str(tmp_path), "--study", "killed", *TINY_PROXY]
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=_env(), start_new_session=True)
+    database = tmp_path / "killed" / "study.db"
+    try:
+        _wait_for_completed(database, count=2, process=driver)
+    finally:
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only; Ray's workers notice
+        driver.wait(timeout=60)
+    study = load(tmp_path, "killed")
+    finished = {t.number: (t.value, t.user_attrs.get("baseline"))
+                for t in study.get_trials() if t.state == TrialState.COMPLETE}
+    running = [t.number for t in study.get_trials() if t.state == TrialState.RUNNING]
+    assert len(finished) >= 2
+
+    done = rampsearch("run", "--resume", "--study", "killed", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    study = load(tmp_path, "killed")
+    trials = study.get_trials()
+    for number, (value, _) in finished.items():  # nothing lost, nothing re-run
+        assert trials[number].state == TrialState.COMPLETE and trials[number].value == value
+    for number in running:
+        assert trials[number].user_attrs["end_reason"] == "interrupted"
+    names = [t.user_attrs["baseline"] for t in ended(study, "baseline")]
+    assert sorted(names) == sorted(BASELINES)  # each exactly once
+    assert len(ended(study, "candidate")) == 3
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def _wait_for_completed(database: Path, count: int, process: subprocess.Popen,
+                        timeout: float = 400.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the search ended before it could be killed"
+        if database.exists():
+            try:
+                with sqlite3.connect(database, timeout=30) as connection:
+                    (done,) = connection.execute(
+                        "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()
+                if done >= count:
+                    return
+            except sqlite3.OperationalError:
+                pass  # tables not created yet
+        time.sleep(0.5)
+    raise AssertionError("no trial completed in time")
+
+
+def test_diverging_trials_are_recorded_and_the_study_finishes(tmp_path):
+    done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "1", "--results",
+                      str(tmp_path), "--study", "nan", "--lr", "1e12", "--data", "synthetic",
+                      "--epochs", "1", "--train-samples", "64", "--batch-size", "32",
+                      "--width", "0.125")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    study = load(tmp_path, "nan")
+    trained = ended(study, "candidate") + ended(study, "baseline")
+    assert len(trained) == 6
+    for trial in trained:
+        assert trial.state == TrialState.FAIL
+        assert trial.user_attrs["status"] == "diverged"
+        assert trial.user_attrs["end_reason"]
+    assert "failed 6" in done.stdout
