@@ -1,12 +1,15 @@
-"""Optuna samplers for ramp search, each told about the FLOPs constraint where it can use it."""
+"""Optuna samplers for ramp search.
+
+The FLOPs constraint reaches them through each trial's own constraint value
+(``Trial.set_constraint``, set by the search space and the searcher), which Optuna 5's TPE,
+NSGA-II and GP samplers read; ``constraints_func`` is deprecated there.
+"""
 
 from __future__ import annotations
 
 import warnings
 
 import optuna
-
-from search_spaces import flops_constraint
 
 from .errors import UserError
 
@@ -26,17 +29,15 @@ def make_sampler(name: str, seed: int, trials: int, family: str) -> optuna.sampl
     if name == "tpe":
         # Joint (multivariate, grouped) TPE: neighbouring blocks' head counts interact.
         return optuna.samplers.TPESampler(
-            seed=seed, constraints_func=flops_constraint, multivariate=True, group=True,
+            seed=seed, multivariate=True, group=True,
             n_startup_trials=max(4, min(10, trials // 3)))
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(
-            seed=seed, constraints_func=flops_constraint,
-            population_size=max(4, min(50, trials // 2)))
+            seed=seed, population_size=max(4, min(50, trials // 2)))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, constraints_func=flops_constraint,
-                                         n_startup_trials=max(4, min(10, trials // 3)))
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(4, min(10, trials // 3)))
     if family != "smooth":
         raise UserError(f"--sampler cmaes needs a continuous space, and space family {family!r} "
                         f"is integer-valued; use --space smooth with cmaes, or --sampler tpe.")

@@ -28,7 +28,7 @@ from ray.tune.search import Searcher
 
 import iformer
 from iformer import IFormerConfig
-from search_spaces import CONSTRAINT_ATTR
+from search_spaces import CONSTRAINT_ATTR, CONSTRAINT_KEY
 
 from . import study as study_lib
 from .data import ProxyData
@@ -168,7 +168,8 @@ def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> opt
 
 def ask_feasible(study: optuna.Study, plan: SearchPlan) -> tuple[optuna.Trial, list[int]]:
     """The next feasible proposal. Over-budget proposals are told back as PRUNED with their
-    constraint value (no training), so constraint-aware samplers learn the boundary."""
+    constraint value (no training); Optuna's samplers read trial constraints and learn the
+    boundary."""
     for _ in range(MAX_REJECTIONS):
         trial = study.ask()
         proposal = plan.space.propose(trial, plan.budget)
@@ -194,8 +195,11 @@ def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: st
     trial.set_user_attr("flops", flops)
     trial.set_user_attr("params", iformer.count_params(config))
     trial.set_user_attr("within_budget", flops <= plan.budget.flops)
-    trial.set_user_attr(CONSTRAINT_ATTR, [float(flops - plan.budget.flops)])
     trial.set_user_attr("proxy", plan.proxy.to_dict())
+    if role != "candidate":  # proposals carry their constraint from SearchSpace.propose
+        excess = float(flops - plan.budget.flops)
+        trial.set_user_attr(CONSTRAINT_ATTR, [excess])
+        trial.set_constraint(CONSTRAINT_KEY, excess)
 
 
 def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,

@@ -533,11 +533,12 @@ def check_resumable(saved: Mapping[str, Any], recipe: TrainRecipe, path: Path) -
                         f"flags, or start a new run with another --output.")
 
 
-def read_metrics(path: Path) -> list[dict[str, str]]:
+def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [{key: int(value) if key == "epoch" else float(value)
+                 for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
 def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -592,68 +593,102 @@ def _quiet(_: str) -> None:
     return None
 
 
-def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path, resume: bool,
-           init: str | None, on_epoch: Callable[[dict[str, Any]], bool | None] | None,
-           log: Callable[[str], None], processes: Processes) -> TrainSummary:
-    from timm.data import Mixup
-    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+@dataclass
+class RunState:
+    """What a checkpoint restores: the weights, their EMA, the optimizer and schedule, and
+    how far the run got."""
+
+    model: nn.Module
+    ema: Any  # timm ModelEmaV3, or None without EMA
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # timm Scheduler
+    total_epochs: int
+    updates_per_epoch: int
+    epoch: int = 0  # epochs done
+    best_top1: float = -1.0
+    best_epoch: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def checkpoint(self, recipe: TrainRecipe, config: IFormerConfig) -> dict[str, Any]:
+        """Tensors and plain containers only, so ``torch.load(weights_only=True)`` reads it."""
+        return {"epoch": self.epoch, "best_top1": self.best_top1, "best_epoch": self.best_epoch,
+                "model": self.model.state_dict(),
+                "model_ema": self.ema.module.state_dict() if self.ema is not None else None,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "recipe": recipe.to_dict(),
+                "model_config": config.to_dict(), "metrics": self.rows[-1]}
+
+    def restore(self, output: Path, recipe: TrainRecipe) -> None:
+        saved = read_checkpoint(output / LAST, what="--resume")
+        check_resumable(saved, recipe, output / LAST)
+        self.model.load_state_dict(saved["model"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(saved["model_ema"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.epoch, self.best_top1, self.best_epoch = (saved["epoch"], saved["best_top1"],
+                                                       saved["best_epoch"])
+        self.scheduler.step(self.epoch)  # the learning rate of the next epoch
+        # Rows after the checkpoint belong to an epoch that is about to run again.
+        self.rows = [row for row in read_metrics(output / METRICS)
+                     if row["epoch"] <= self.epoch]
+
+
+def build_state(model: nn.Module, recipe: TrainRecipe, updates_per_epoch: int) -> RunState:
+    """AdamW (no decay on norms, biases and position embeddings: timm's rule with the
+    model's ``no_weight_decay``), warm-up + cosine, and an EMA updated after every step."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
     from timm.utils import ModelEmaV3
 
-    device = processes.device
-    torch.manual_seed(recipe.seed)  # the same initial weights on every rank
-    model = iformer.create_model(config)
-    if init is not None:
-        log(load_initial_weights(model, config, init))
-    model.to(device=device, memory_format=torch.channels_last)
-    train_set, val_set = build_datasets(data, recipe)
-    train_loader, val_loader = build_loaders(train_set, val_set, recipe, processes)
     optimizer = create_optimizer_v2(model, opt=recipe.opt, lr=recipe.lr,
                                     weight_decay=recipe.weight_decay, eps=recipe.opt_eps)
     scheduler, total_epochs = create_scheduler_v2(
         optimizer, sched=recipe.sched, num_epochs=recipe.epochs,
         warmup_epochs=recipe.warmup_epochs, warmup_lr=recipe.warmup_lr, min_lr=recipe.min_lr,
         cooldown_epochs=recipe.cooldown_epochs, step_on_epochs=not recipe.sched_on_updates,
-        updates_per_epoch=len(train_loader))
+        updates_per_epoch=updates_per_epoch)
     ema = ModelEmaV3(model, decay=recipe.model_ema_decay) if recipe.model_ema else None
     if ema is not None:
         # The engine steps the optimizer; the EMA follows every step through torch's hook.
         optimizer.register_step_post_hook(lambda *_: ema.update(model))
+    return RunState(model=model, ema=ema, optimizer=optimizer, scheduler=scheduler,
+                    total_epochs=total_epochs, updates_per_epoch=updates_per_epoch)
 
-    start_epoch, best_top1, best_epoch = 0, -1.0, 0
-    rows: list[dict[str, Any]] = []
-    if resume:
-        saved = read_checkpoint(output / LAST, what="--resume")
-        check_resumable(saved, recipe, output / LAST)
-        model.load_state_dict(saved["model"])
-        if ema is not None:
-            ema.module.load_state_dict(saved["model_ema"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        start_epoch, best_top1, best_epoch = (saved["epoch"], saved["best_top1"],
-                                              saved["best_epoch"])
-        scheduler.step(start_epoch)
-        rows = [r for r in read_metrics(output / METRICS) if int(r["epoch"]) <= start_epoch]
-        log(f"resuming {output / LAST} after epoch {start_epoch} of {total_epochs}")
 
-    trained = model
-    if processes.world_size > 1:
-        # 1x1 and depthwise kernels get gradients whose strides differ from the weights' only
-        # along dimensions of size 1: the same memory order, so DDP's warning is moot here.
-        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
-        trained = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    mixup = (Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
-                   prob=recipe.mixup_prob, switch_prob=recipe.mixup_switch_prob,
-                   mode=recipe.mixup_mode, label_smoothing=recipe.smoothing,
-                   num_classes=recipe.num_classes) if recipe.mixing else None)
-    if mixup is not None:
-        loss: nn.Module = SoftTargetCrossEntropy()
-    elif recipe.smoothing > 0:
-        loss = LabelSmoothingCrossEntropy(smoothing=recipe.smoothing)
-    else:
-        loss = nn.CrossEntropyLoss()
+def loss_and_mixup(recipe: TrainRecipe) -> tuple[nn.Module, Any]:
+    """Mixup/CutMix (label smoothing folded into their soft targets) with soft-target
+    cross-entropy; without them, label-smoothed cross-entropy."""
+    from timm.data import Mixup
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+    if recipe.mixing:
+        return SoftTargetCrossEntropy(), Mixup(
+            mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix, prob=recipe.mixup_prob,
+            switch_prob=recipe.mixup_switch_prob, mode=recipe.mixup_mode,
+            label_smoothing=recipe.smoothing, num_classes=recipe.num_classes)
+    if recipe.smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=recipe.smoothing), None
+    return nn.CrossEntropyLoss(), None
+
+
+def wrap_for_processes(model: nn.Module, processes: Processes) -> nn.Module:
+    if processes.world_size == 1:
+        return model
+    # 1x1 and depthwise kernels get gradients whose strides differ from the weights' only
+    # along dimensions of size 1: the same memory order, so DDP's warning is moot here.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+    device = processes.device
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def plan_for(model: nn.Module, state: RunState, recipe: TrainRecipe, loaders: tuple[Any, Any],
+             processes: Processes) -> engine.TrainingPlan:
+    """The engine's view of the run: batches on the device, seeded per epoch, mixed."""
+    device = processes.device
+    train_loader, val_loader = loaders
+    loss, mixup = loss_and_mixup(recipe)
 
     def train_batches(epoch: int) -> Iterator[engine.Batch]:
         seed_epoch(recipe.seed, epoch, processes.rank)
@@ -670,62 +705,86 @@ def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path,
             yield (images.to(device, non_blocking=True, memory_format=torch.channels_last),
                    targets.to(device, non_blocking=True))
 
-    plan = engine.TrainingPlan(
-        model=trained, optimizer=optimizer, train_loss=loss, train_batches=train_batches,
-        val_batches=val_batches, epochs=total_epochs, device=device, scheduler=scheduler,
+    return engine.TrainingPlan(
+        model=model, optimizer=state.optimizer, train_loss=loss, train_batches=train_batches,
+        val_batches=val_batches, epochs=state.total_epochs, device=device,
+        scheduler=state.scheduler,
         autocast_dtype=torch.bfloat16 if recipe.amp and device.type == "cuda" else None,
         grad_clip=recipe.clip_grad)
-    steps = len(train_loader)
+
+
+def run_epoch(plan: engine.TrainingPlan, state: RunState, processes: Processes
+              ) -> dict[str, Any]:
+    """Train one epoch with the engine, evaluate the weights and their EMA, step the
+    schedule; the metrics row (averaged over processes)."""
+    started = time.perf_counter()
+    epoch = state.epoch
+    lr = engine.current_lr(state.optimizer)
+    train_loss, images, _, train_s = engine.train_one_epoch(plan, epoch,
+                                                            epoch * state.updates_per_epoch)
+    train_loss, val_loss, top1, top5 = mean_over_processes(
+        [train_loss, *engine.evaluate(plan)], processes)
+    ema_loss = ema_top1 = ema_top5 = math.nan
+    if state.ema is not None:
+        ema_loss, ema_top1, ema_top5 = mean_over_processes(
+            engine.evaluate(dataclasses.replace(plan, model=state.ema.module)), processes)
+    state.scheduler.step(epoch + 1)
+    return dict(epoch=epoch + 1, lr=lr, train_loss=train_loss, val_loss=val_loss, top1=top1,
+                top5=top5, ema_val_loss=ema_loss, ema_top1=ema_top1, ema_top5=ema_top5,
+                epoch_s=round(time.perf_counter() - started, 3),
+                images_per_s=round(images * processes.world_size / train_s, 2)
+                if train_s > 0 else 0.0)
+
+
+def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path, resume: bool,
+           init: str | None, on_epoch: Callable[[dict[str, Any]], bool | None] | None,
+           log: Callable[[str], None], processes: Processes) -> TrainSummary:
+    torch.manual_seed(recipe.seed)  # the same initial weights on every rank
+    model = iformer.create_model(config)
+    if init is not None:
+        log(load_initial_weights(model, config, init))
+    model.to(device=processes.device, memory_format=torch.channels_last)
+    train_set, val_set = build_datasets(data, recipe)
+    loaders = build_loaders(train_set, val_set, recipe, processes)
+    state = build_state(model, recipe, updates_per_epoch=len(loaders[0]))
+    if resume:
+        state.restore(output, recipe)
+        log(f"resuming {output / LAST} after epoch {state.epoch} of {state.total_epochs}")
+    plan = plan_for(wrap_for_processes(model, processes), state, recipe, loaders, processes)
     log(f"training {recipe.model} ({iformer.count_params(config) / 1e6:.2f} M params, "
         f"{iformer.count_flops(config, config.input_size) / 1e9:.3g} GFLOPs) on {len(train_set)} "
         f"images, {len(val_set)} for validation; {processes.world_size} process(es) x "
         f"{recipe.batch_size} = total batch {processes.world_size * recipe.batch_size}, "
-        f"{steps} steps/epoch, {total_epochs} epochs, device {device}")
+        f"{len(loaders[0])} steps/epoch, {state.total_epochs} epochs, device {processes.device}")
     output.mkdir(parents=True, exist_ok=True)
 
     status, reason = "completed", ""
-    for epoch in range(start_epoch, total_epochs):
-        started = time.perf_counter()
-        lr = engine.current_lr(optimizer)
+    while state.epoch < state.total_epochs:
         try:
-            train_loss, images, _, train_s = engine.train_one_epoch(plan, epoch, epoch * steps)
-            train_loss, val_loss, top1, top5 = mean_over_processes(
-                [train_loss, *engine.evaluate(plan)], processes)
-            ema_loss = ema_top1 = ema_top5 = math.nan
-            if ema is not None:
-                ema_loss, ema_top1, ema_top5 = mean_over_processes(
-                    engine.evaluate(dataclasses.replace(plan, model=ema.module)), processes)
+            row = run_epoch(plan, state, processes)
         except engine.Diverged as exc:
             status, reason = "diverged", str(exc)
             log(f"stopped: {reason}")
             break
-        scheduler.step(epoch + 1)
-        row = dict(epoch=epoch + 1, lr=lr, train_loss=train_loss, val_loss=val_loss, top1=top1,
-                   top5=top5, ema_val_loss=ema_loss, ema_top1=ema_top1, ema_top5=ema_top5,
-                   epoch_s=round(time.perf_counter() - started, 3),
-                   images_per_s=round(images * processes.world_size / train_s, 2)
-                   if train_s > 0 else 0.0)
-        rows.append(row)
-        score = ema_top1 if ema is not None else top1  # as timm's train.py: EMA when kept
-        improved = score > best_top1
+        state.epoch += 1
+        state.rows.append(row)
+        score = row["ema_top1"] if state.ema is not None else row["top1"]  # as timm does
+        improved = score > state.best_top1
         if improved:
-            best_top1, best_epoch = score, epoch + 1
+            state.best_top1, state.best_epoch = score, state.epoch
         if processes.primary:
-            write_metrics(output / METRICS, rows)
-            save_checkpoint(output / LAST, {
-                "epoch": epoch + 1, "best_top1": best_top1, "best_epoch": best_epoch,
-                "model": model.state_dict(),
-                "model_ema": ema.module.state_dict() if ema is not None else None,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "recipe": recipe.to_dict(), "model_config": config.to_dict(), "metrics": row})
+            write_metrics(output / METRICS, state.rows)  # before the checkpoint: see restore
+            save_checkpoint(output / LAST, state.checkpoint(recipe, config))
             if improved:
                 shutil.copyfile(output / LAST, output / BEST)
-        log(format_epoch(row, total_epochs, best_top1, best_epoch, ema is not None))
-        if on_epoch is not None and on_epoch(row) and epoch + 1 < total_epochs:
-            status, reason = "stopped", f"stopped after epoch {epoch + 1}"
+        log(format_epoch(row, state.total_epochs, state.best_top1, state.best_epoch,
+                         state.ema is not None))
+        if on_epoch is not None and on_epoch(row) and state.epoch < state.total_epochs:
+            status, reason = "stopped", f"stopped after epoch {state.epoch}"
             break
-    return TrainSummary(status=status, reason=reason, epochs_done=len(rows),
-                        best_top1=best_top1, best_epoch=best_epoch, output=output, history=rows)
+    return TrainSummary(status=status, reason=reason, epochs_done=len(state.rows),
+                        best_top1=state.best_top1, best_epoch=state.best_epoch, output=output,
+                        history=state.rows)
 
 
 def format_epoch(row: Mapping[str, Any], total: int, best: float, best_epoch: int,
@@ -748,9 +807,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where checkpoints and metrics.csv go (default: train/ beside CONFIG)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --output from its last.pth")
-    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    parser.add_argument("--batch-size", type=int, help="override the per-process batch size")
-    parser.add_argument("--workers", type=int, help="data loading processes per training process")
+    parser.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="override the per-process batch size")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="data loading processes per training process")
     parser.add_argument("--init", metavar="released|PATH",
                         help="initial weights: the released iFormer checkpoint (the paper's "
                              "ramp only) or a weights file")

@@ -119,8 +119,11 @@ def apply_defaults(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
+    import optuna
+
     from ..data import load_proxy_data
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say it better
     merge_config_file(args)
     merge_resumed(args)
     apply_defaults(args)
@@ -186,7 +189,13 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
     print()
     print(format_table(frame, limit=10))
     folder = plan.location.folder
+    from .report import write_report
+
     print()
+    if not frame.empty:
+        frame.to_csv(folder / "leaderboard.csv", index=False)
+        print(f"leaderboard    {folder / 'leaderboard.csv'}")
+        print(f"report         {write_report(plan.location)}")
     print(f"study storage  {plan.location.storage_url}")
     print(f"run settings   {folder / study_lib.RUN_FILE}")
     print(f"ray logs       {folder / 'ray'}")
