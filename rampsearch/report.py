@@ -137,7 +137,7 @@ def learning_curves(study: optuna.Study, limit: int = 30) -> go.Figure | None:
         steps = sorted(trial.intermediate_values)
         name = trial.user_attrs.get(study_lib.BASELINE) or f"trial {trial.number}"
         fig.add_trace(go.Scatter(x=steps, y=[trial.intermediate_values[s] for s in steps],
-                                 mode="lines", name=name, opacity=0.8))
+                                 mode="lines+markers", name=name, opacity=0.8))
     if not trials:
         return None
     fig.update_layout(title="Proxy learning curves", xaxis_title="epoch",
