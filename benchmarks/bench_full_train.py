@@ -4,11 +4,11 @@
    resized crop, RandAugment rand-m9-mstd0.5-inc1, flip, random erasing) on ImageNet-sized
    JPEGs, against the same transform without RandAugment and the evaluation transform. One
    training process needs (its step images/s) / (this rate) loading workers.
-2. Step: images/s of the recipe's optimizer step (Mixup/CutMix, soft-target loss, the EMA
-   update after every step) against the bare step (forward, backward, AdamW, plain
-   cross-entropy) on iformer_small, measured bare / recipe / bare in one run. At 112 px by
-   default (a CPU takes seconds per 224 px image); the EMA costs the same per step at any
-   size, so its share there is four times its share at 224 px: an upper bound.
+2. Step: what the recipe adds to each optimizer step of iformer_small (Mixup/CutMix on the
+   batch, the EMA update of all weights) next to the step itself (forward, backward, AdamW),
+   each part timed within the same steps. At 112 px by default (a CPU takes seconds per
+   224 px image); Mixup and the EMA cost the same at any size, so their share at 112 px is
+   an upper bound of their share at 224 px.
 3. Checkpoint: seconds and size of one ``last.pth`` (weights, EMA, AdamW state, schedule).
 
     python -m benchmarks.bench_full_train [--steps 3] [--batch 8] [--img-size 112]
@@ -30,7 +30,6 @@ from timm.data import Mixup, create_transform
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.utils import ModelEmaV3
-from torch import nn
 
 import iformer
 from rampsearch.train import TrainRecipe, recipe_for_model, save_checkpoint
@@ -77,41 +76,47 @@ def data_rows(recipe: TrainRecipe, count: int) -> list[str]:
     return [f"{name:<28} {rate:>10.0f} {rate / base:>10.2f}" for name, rate in rates.items()]
 
 
-def step_images_per_s(config: iformer.IFormerConfig, recipe: TrainRecipe, batch: int,
-                      steps: int, img_size: int, full_recipe: bool) -> float:
+def step_parts(config: iformer.IFormerConfig, recipe: TrainRecipe, batch: int, steps: int,
+               img_size: int) -> dict[str, float]:
+    """Median seconds of each part of one recipe step, timed step by step in turn, so a
+    change of machine load hits all parts alike."""
     torch.manual_seed(0)
     model = iformer.create_model(config).to(memory_format=torch.channels_last)
     optimizer = create_optimizer_v2(model, opt="adamw", lr=recipe.lr,
                                     weight_decay=recipe.weight_decay)
-    inputs = torch.randn(batch, 3, img_size, img_size).contiguous(memory_format=torch.channels_last)
+    ema = ModelEmaV3(model, decay=recipe.model_ema_decay)
+    mixup = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
+                  label_smoothing=recipe.smoothing, num_classes=config.num_classes)
+    loss_fn = SoftTargetCrossEntropy()
+    inputs = torch.randn(batch, 3, img_size, img_size).contiguous(
+        memory_format=torch.channels_last)
     targets = torch.randint(0, config.num_classes, (batch,))
-    if full_recipe:
-        ema = ModelEmaV3(model, decay=recipe.model_ema_decay)
-        optimizer.register_step_post_hook(lambda *_: ema.update(model))
-        mixup = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
-                      label_smoothing=recipe.smoothing, num_classes=config.num_classes)
-        loss_fn: nn.Module = SoftTargetCrossEntropy()
-    else:
-        loss_fn = nn.CrossEntropyLoss()
     model.train()
-    for step in range(steps + 1):
-        if step == 1:  # the first step allocates
-            started = time.perf_counter()
-        x, y = mixup(inputs, targets) if full_recipe else (inputs, targets)
+    times: dict[str, list[float]] = {"mixup": [], "step": [], "ema": []}
+    for step in range(steps + 1):  # the first step allocates: not timed
+        started = time.perf_counter()
+        x, y = mixup(inputs, targets)
+        mixed = time.perf_counter()
         loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return steps * batch / (time.perf_counter() - started)
+        stepped = time.perf_counter()
+        ema.update(model)
+        done = time.perf_counter()
+        if step:
+            times["mixup"].append(mixed - started)
+            times["step"].append(stepped - mixed)
+            times["ema"].append(done - stepped)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
-def step_rows(config: iformer.IFormerConfig, recipe: TrainRecipe, batch: int, steps: int,
-              img_size: int) -> list[str]:
-    bare_before = step_images_per_s(config, recipe, batch, steps, img_size, full_recipe=False)
-    full = step_images_per_s(config, recipe, batch, steps, img_size, full_recipe=True)
-    bare_after = step_images_per_s(config, recipe, batch, steps, img_size, full_recipe=False)
-    bare = (bare_before + bare_after) / 2
-    return [f"{bare_before:>12.2f} {bare_after:>11.2f} {full:>12.2f} {full / bare:>12.3f}"]
+def step_row(config: iformer.IFormerConfig, recipe: TrainRecipe, batch: int, steps: int,
+             img_size: int) -> str:
+    parts = step_parts(config, recipe, batch, steps, img_size)
+    extra = parts["mixup"] + parts["ema"]
+    return (f"{parts['step']:>15.2f} {batch / parts['step']:>8.2f} {1e3 * parts['mixup']:>10.1f} "
+            f"{1e3 * parts['ema']:>8.1f} {100 * extra / parts['step']:>11.2f}%")
 
 
 def checkpoint_row(config: iformer.IFormerConfig, recipe: TrainRecipe) -> str:
@@ -136,7 +141,7 @@ def checkpoint_row(config: iformer.IFormerConfig, recipe: TrainRecipe) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per run")
+    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps")
     parser.add_argument("--batch", type=int, default=8, help="images per step")
     parser.add_argument("--images", type=int, default=48, help="JPEGs for the data timing")
     parser.add_argument("--img-size", type=int, default=112, help="input side for the steps")
@@ -151,11 +156,11 @@ def main(argv: list[str] | None = None) -> None:
         print(row)
 
     torch.set_num_threads(threads)
-    print(f"\n2. step: iformer_small at {args.img_size} px, batch {args.batch}, {args.steps} steps, "
-          f"{threads} threads (bare / recipe / bare)")
-    print(f"{'bare img/s':>12} {'bare again':>11} {'recipe img/s':>12} {'recipe/bare':>12}")
-    for row in step_rows(config, recipe, args.batch, args.steps, args.img_size):
-        print(row)
+    print(f"\n2. step: iformer_small at {args.img_size} px, batch {args.batch}, median of "
+          f"{args.steps} steps, {threads} threads")
+    print(f"{'fwd+bwd+AdamW s':>15} {'img/s':>8} {'Mixup ms':>10} {'EMA ms':>8} "
+          f"{'recipe extra':>12}")
+    print(step_row(config, recipe, args.batch, args.steps, args.img_size))
 
     print("\n3. checkpoint: last.pth of iformer_small (weights, EMA, AdamW state)")
     print(f"{'size MB':>9} {'save s':>9} {'load s':>9}")
