@@ -26,6 +26,7 @@ from rampsearch.train import (
     recipe_for_model,
     train,
 )
+from rampsearch.train import main as train_main
 
 CLASSES = 3
 TINY = iformer.IFormerConfig(depths=[1, 1, 1, 1], embed_dims=[8, 16, 24, 32],
@@ -147,6 +148,9 @@ def test_a_bad_config_gets_one_clear_error(data: Path, tmp_path: Path, capsys, t
 def test_a_missing_config_file(data: Path, tmp_path: Path, capsys) -> None:
     code, _, err = run_cli(["train", str(tmp_path / "none.yaml"), "--data", str(data)], capsys)
     assert_one_line_error(code, err, "cannot read the training config")
+    # `python -m rampsearch.train` (what torchrun starts) answers the same way.
+    code = train_main([str(tmp_path / "none.yaml"), "--data", str(data)])
+    assert_one_line_error(code, capsys.readouterr().err, "cannot read the training config")
 
 
 def make_bad_folder(root: Path, kind: str) -> Path:
