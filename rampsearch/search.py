@@ -300,7 +300,7 @@ def execute(study: optuna.Study, plan: SearchPlan, data: ProxyData, fixed_jobs: 
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan),
-                                        num_samples=-1,
+                                        num_samples=-1, reuse_actors=True,
                                         max_concurrent_trials=concurrency,
                                         metric="top1", mode="max",
                                         trial_name_creator=trial_name,
