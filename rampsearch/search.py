@@ -109,6 +109,14 @@ class RampSearcher(Searcher):
         # Optuna keeps intermediate values for single-objective studies only.
         self.report_curves = len(study.directions) == 1
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles the searcher into its experiment checkpoint. We never restore from it
+        # (the study is the state that survives), so the live objects stay out of the pickle.
+        state = dict(self.__dict__)
+        for name in ("study", "on_event", "live"):
+            state.pop(name, None)
+        return state
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.pending:
             fixed = self.pending.pop(0)
