@@ -296,38 +296,10 @@ def execute(study: optuna.Study, plan: SearchPlan, data: ProxyData, fixed_jobs: 
     interrupted = False
     if fixed_jobs or candidates:
         start_ray(plan)
-        concurrency = plan.max_concurrent or cluster_concurrency(plan)
-        searcher = RampSearcher(study, plan, fixed_jobs, candidates, on_event)
-        threads = max(1, int(plan.cpus_per_trial))
-        trainable = tune.with_parameters(
-            train_trial, data=data, base=plan.space.base.to_dict(),
-            proxy=plan.proxy.to_dict(), threads=threads)
-        resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-        # Tune's own console tables would interleave with our progress lines.
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan),
-                                        num_samples=-1, reuse_actors=True,
-                                        max_concurrent_trials=concurrency,
-                                        metric="top1", mode="max",
-                                        trial_name_creator=trial_name,
-                                        trial_dirname_creator=trial_name),
-            run_config=tune.RunConfig(
-                storage_path=str((plan.location.folder / "ray").resolve()),
-                name=time.strftime("tune-%Y%m%d-%H%M%S"), verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0)),
-        )
         try:
-            tuner.fit()
-        except KeyboardInterrupt:
-            interrupted = True
-        interrupted = interrupted or bool(searcher.live)
-        for trial, _job in list(searcher.live.values()):
-            study_lib.mark_interrupted(study, study._storage.get_trial(trial._trial_id))
-        searcher.live.clear()
-        if not plan.ray_address:
-            ray.shutdown()
+            interrupted = run_tuner(study, plan, data, fixed_jobs, candidates, on_event)
+        finally:
+            ray.shutdown()  # stops a local instance; only disconnects from a cluster
     trained = {role: len(study_lib.ended_trials(study, role)) - before[role] for role in counted}
     return SearchOutcome(interrupted, [], trained, time.monotonic() - started)
 
@@ -337,6 +309,43 @@ def trial_name(trial: Any) -> str:
     label = str(trial.config.get("label", "")).replace("#", "").replace(" ", "-")
     return f"trial-{trial.config.get('optuna_trial', 'x')}-{trial.config.get('role', '')}" + (
         f"-{label}" if trial.config.get("role") != "candidate" else "")
+
+
+def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
+              fixed_jobs: list[FixedJob], candidates: int,
+              on_event: Callable[[str, Job, dict], None]) -> bool:
+    """One Tune experiment over the searcher. Returns whether it was interrupted."""
+    concurrency = plan.max_concurrent or cluster_concurrency(plan)
+    searcher = RampSearcher(study, plan, fixed_jobs, candidates, on_event)
+    trainable = tune.with_parameters(
+        train_trial, data=data, base=plan.space.base.to_dict(), proxy=plan.proxy.to_dict(),
+        threads=max(1, int(plan.cpus_per_trial)))
+    resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    # Tune's own console tables would interleave with our progress lines.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan),
+                                    num_samples=-1, reuse_actors=True,
+                                    max_concurrent_trials=concurrency, metric="top1", mode="max",
+                                    trial_name_creator=trial_name,
+                                    trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(
+            storage_path=str((plan.location.folder / "ray").resolve()),
+            name=time.strftime("tune-%Y%m%d-%H%M%S"), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0)),
+    )
+    interrupted = False
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        interrupted = True
+    # Trials Tune did not see to an end: recorded as interrupted, candidates queued again.
+    interrupted = interrupted or bool(searcher.live)
+    for trial, _job in list(searcher.live.values()):
+        study_lib.mark_interrupted(study, study._storage.get_trial(trial._trial_id))
+    searcher.live.clear()
+    return interrupted
 
 
 def make_scheduler(plan: SearchPlan) -> Any:
