@@ -58,10 +58,12 @@ class HighMixer(nn.Module):
         self.proj2 = nn.Conv2d(self.pool_in, pool_dim, kernel_size=1)
         self.mid_gelu2 = nn.GELU()
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        conv_path = _conv1x1_channels_last(x[..., :self.conv_in], self.conv1)
+    def forward(self, conv_x: torch.Tensor,
+                pool_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two halves of C_h, (B, H, W, conv_in) and (B, H, W, pool_in)."""
+        conv_path = _conv1x1_channels_last(conv_x, self.conv1)
         conv_path = self.mid_gelu1(_nhwc_view(self.proj1(_nchw_view(conv_path))))
-        pool_path = _nhwc_view(self.Maxpool(_nchw_view(x[..., self.conv_in:])))
+        pool_path = _nhwc_view(self.Maxpool(_nchw_view(pool_x)))
         pool_path = self.mid_gelu2(_conv1x1_channels_last(pool_path, self.proj2))
         return conv_path, pool_path
 
@@ -111,25 +113,37 @@ class Mixer(nn.Module):
     def __init__(self, spec: BlockSpec, qkv_bias: bool) -> None:
         super().__init__()
         self.high_dim, self.low_dim = spec.high_dim, spec.low_dim
+        # Channel groups in order: conv half of C_h, pool half of C_h, C_l (empty ones left out).
+        self.split_sizes: list[int] = []
         if self.high_dim:
             self.high_mixer = HighMixer(self.high_dim)
+            self.split_sizes += [self.high_mixer.conv_in, self.high_mixer.pool_in]
         if self.low_dim:
             self.low_mixer = LowMixer(self.low_dim, spec.attention_heads, qkv_bias,
                                       spec.pool_size)
+            self.split_sizes.append(self.low_dim)
         fused = 2 * self.high_dim + self.low_dim
         self.conv_fuse = nn.Conv2d(fused, fused, kernel_size=3, padding=1, bias=False,
                                    groups=fused)
         self.proj = nn.Conv2d(fused, spec.dim, kernel_size=1)
+        # y + conv_fuse(y) is one depthwise convolution whose kernel has 1 added at its
+        # centre: one pass over y instead of two, forward and backward.
+        identity = torch.zeros_like(self.conv_fuse.weight)
+        identity[:, :, 1, 1] = 1.0
+        self.register_buffer("fuse_identity", identity, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # One split (its backward is one concatenation) rather than overlapping slices.
+        groups = x.split(self.split_sizes, dim=-1)
         parts: list[torch.Tensor] = []
         if self.high_dim:
-            parts.extend(self.high_mixer(x[..., :self.high_dim]))
+            parts.extend(self.high_mixer(groups[0], groups[1]))
         if self.low_dim:
-            parts.append(self.low_mixer(x[..., self.high_dim:]))
+            parts.append(self.low_mixer(groups[-1]))
         y = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0].contiguous()
-        y = y + _nhwc_view(self.conv_fuse(_nchw_view(y)))
-        return _conv1x1_channels_last(y, self.proj)
+        kernel = self.conv_fuse.weight + self.fuse_identity
+        y = F.conv2d(_nchw_view(y), kernel, padding=1, groups=kernel.shape[0])
+        return _conv1x1_channels_last(_nhwc_view(y), self.proj)
 
 
 class Block(nn.Module):
@@ -169,6 +183,9 @@ class FirstPatchEmbed(nn.Module):
         self.norm2 = nn.BatchNorm2d(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Channels-last images give channels-last feature maps, so the (B, H, W, C) tokens
+        # below are dense; otherwise every layer norm and reshape of the stage copies them.
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.gelu1(self.norm1(self.proj1(x)))
         return _nhwc_view(self.norm2(self.proj2(x)))
 
