@@ -145,15 +145,61 @@ def learning_curves(study: optuna.Study, limit: int = 30) -> go.Figure | None:
     return fig
 
 
+def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame) -> go.Figure:
+    """Proxy against reference seed-mean top-1, one point per ramp with its seed std as error
+    bars; baselines labelled."""
+    baseline = ~table["label"].str.startswith("sampled_")
+    fig = go.Figure()
+    for mask, name, color in ((baseline, "baselines", _PAPER_COLOR),
+                              (~baseline, "sampled ramps", _CANDIDATE_COLOR)):
+        part = table[mask]
+        fig.add_trace(go.Scatter(
+            x=part["proxy_mean"], y=part["reference_mean"], name=name,
+            mode="markers+text" if name == "baselines" else "markers",
+            text=list(part["label"]), textposition="top center",
+            error_x=dict(type="data", array=part["proxy_std"].fillna(0)),
+            error_y=dict(type="data", array=part["reference_std"].fillna(0)),
+            marker=dict(size=10, color=color),
+            customdata=list(part["ramp"]),
+            hovertemplate="%{text}<br>%{customdata}<br>proxy %{x:.2f}%, reference %{y:.2f}%"
+                          "<extra></extra>"))
+    proxy_row = summary[summary["scorer"] == "proxy"]
+    tau = proxy_row["kendall_tau"].iloc[0] if len(proxy_row) else math.nan
+    fig.update_layout(title=f"Proxy against reference top-1 (mean ± std over seeds), Kendall "
+                            f"tau {tau:+.2f}" if not pd.isna(tau) else
+                            "Proxy against reference top-1 (mean ± std over seeds)",
+                      xaxis_title="proxy top-1 (%)", yaxis_title="reference top-1 (%)")
+    return fig
+
+
+def fidelity_section(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """The fidelity tables as HTML: the summary against the reference, then every ramp."""
+    def fmt(value: float) -> str:
+        return f"{value:.3g}"
+
+    note = ("<p>Kendall tau and Spearman rho rank each scorer against the reference's "
+            "seed-mean top-1; the interval is a 95% bootstrap over ramps. noise_std is the "
+            "pooled seed standard deviation, spread_std the standard deviation of the ramp "
+            "means; seed_tau is the rank agreement of two single seeds.</p>")
+    return (note + summary.to_html(index=False, float_format=fmt, na_rep="-")
+            + table.drop(columns=["attention_heads"]).to_html(index=False, float_format=fmt,
+                                                               na_rep="-"))
+
+
 def render(title: str, summary_lines: Sequence[str], figures: Sequence[go.Figure],
-           table: pd.DataFrame) -> str:
-    """The HTML page: plotly.js once, inline, then every figure and the table."""
+           table: pd.DataFrame, sections: Sequence[tuple[str, str]] = ()) -> str:
+    """The HTML page: plotly.js once, inline, then every figure, the leaderboard (when it has
+    rows) and any further (heading, HTML) sections."""
     parts = []
     for index, figure in enumerate(figures):
         figure.update_layout(template="plotly_white", margin=dict(l=60, r=30, t=60, b=50))
         parts.append(figure.to_html(full_html=False, include_plotlyjs=(index == 0),
                                     div_id=f"plot-{index}", config={"displaylogo": False}))
     summary = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines)
+    if not table.empty:
+        leaderboard = table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+        sections = [("Leaderboard", leaderboard), *sections]
+    extra = "".join(f"<h2>{html.escape(heading)}</h2>{body}" for heading, body in sections)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}}
@@ -161,13 +207,36 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{padding:3px 8px;border-bo
 text-align:right}}td:last-child{{text-align:left;font-family:monospace}}</style></head>
 <body><h1>{html.escape(title)}</h1><ul>{summary}</ul>
 {''.join(f'<section>{p}</section>' for p in parts)}
-<h2>Leaderboard</h2>{table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")}
+{extra}
 </body></html>"""
 
 
 def build_report(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[int],
-                 budget_flops: int, reeval: pd.DataFrame | None = None) -> tuple[str, int]:
-    """The report's HTML and how many plots it holds."""
+                 budget_flops: int, reeval: pd.DataFrame | None = None,
+                 fidelity: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[str, int]:
+    """The report's HTML and how many plots it holds. ``fidelity`` is the (per-ramp,
+    summary) pair of a fidelity measurement; a study may hold only that."""
+    figures: list[go.Figure] = []
+    lines: list[str] = []
+    sections: list[tuple[str, str]] = []
+    if not frame.empty:
+        figures, lines = search_figures(study, frame, depths, budget_flops, reeval)
+    if fidelity is not None and not fidelity[0].empty:
+        table, summary = fidelity
+        figures.append(fidelity_scatter(table, summary))
+        sections.append(("How far the proxy ranking can be trusted", fidelity_section(table,
+                                                                                      summary)))
+        lines.append(f"fidelity: {len(table)} ramps measured under the proxy and the reference "
+                     f"setting")
+    shown = frame.drop(columns=["ch_c_per_block"]).head(50) if not frame.empty else frame
+    title = f"rampsearch report: {study.study_name}"
+    return render(title, lines, figures, shown, sections), len(figures)
+
+
+def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[int],
+                   budget_flops: int, reeval: pd.DataFrame | None
+                   ) -> tuple[list[go.Figure], list[str]]:
+    """The plots and summary lines of a search's trials."""
     figures = [accuracy_vs_flops(frame, budget_flops / 1e9), ramp_curves(frame, depths),
                history(study)]
     figures += [f for f in (learning_curves(study), importances(study),
@@ -187,6 +256,4 @@ def build_report(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[int]
                      f"{row['gflops']:.3f} GFLOPs: {row['ramp']}")
     lines.append("Proxy scores rank ramps under a short schedule on small images; differences "
                  "smaller than the seed noise (see re-evaluation) do not separate ramps.")
-    shown = frame.drop(columns=["ch_c_per_block"]).head(50)
-    title = f"rampsearch report: {study.study_name}"
-    return render(title, lines, figures, shown), len(figures)
+    return figures, lines

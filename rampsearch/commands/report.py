@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write one self-contained HTML report (opens offline): top-1 against FLOPs "
                     "with the budget and the Pareto front, C_h/C per block of the leaders "
                     "beside the paper's ramp, optimisation history, learning curves, parameter "
-                    "importances and re-evaluation intervals.")
+                    "importances, re-evaluation intervals, and the proxy-against-reference "
+                    "table and plot of a `rampsearch fidelity` measurement.")
     parser.add_argument("--study", help="study name (default: the latest under --results)")
     parser.add_argument("--results", default="results", type=Path, help="output folder")
     parser.add_argument("--out", type=Path, help="output file (default: results/<study>/"
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def write_report(location: study_lib.StudyLocation, out: Path | None = None) -> Path:
     from search_spaces import load_space
 
+    from ..fidelity import fidelity_tables
     from ..leaderboard import leaderboard
     from ..plan import stored_options
     from ..ranking import reeval_summary
@@ -35,10 +37,12 @@ def write_report(location: study_lib.StudyLocation, out: Path | None = None) -> 
     options = stored_options(location)
     space = load_space(options["space"], base=options["base"])
     frame = leaderboard(study, space.base.depths)
-    if frame.empty:
+    table, summary, _ = fidelity_tables(study, space.base.depths)
+    if frame.empty and table.empty:
         raise UserError(f"study {location.name!r} has no trained trial yet; nothing to report.")
     budget_flops = study.user_attrs[study_lib.SETTINGS_ATTR]["budget_flops"]
-    page, _ = build_report(study, frame, space.base.depths, budget_flops, reeval_summary(study))
+    page, _ = build_report(study, frame, space.base.depths, budget_flops, reeval_summary(study),
+                           fidelity=(table, summary) if not table.empty else None)
     path = out or location.folder / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

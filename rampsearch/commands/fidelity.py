@@ -1,0 +1,227 @@
+"""`rampsearch fidelity`: how well a proxy setting ranks ramps, measured against a reference."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from .. import study as study_lib
+from ..errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "fidelity", help="measure how well a proxy setting ranks ramps against a reference",
+        description="Train K ramps (the paper's ramp, the ablation baselines and ramps drawn "
+                    "from the space by --seed) with S seeds under the --proxy setting and under "
+                    "the --reference setting on Ray, then compare the two rankings of the "
+                    "seed-mean top-1: Kendall tau with a bootstrap interval, Spearman rho, "
+                    "seed noise against the spread between ramps, top-k overlap and "
+                    "CPU-minutes per trial; zero-cost scores of the same ramps are ranked "
+                    "against the reference too. Runs are kept in the study storage: running "
+                    "the same command again trains only what is missing. SETTINGS is "
+                    "'default', key=value pairs of proxy settings (epochs=12,width=0.5) or a "
+                    "YAML file; --reference pairs change the --proxy setting.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--base", default="iformer_small", help="iformer_small/base/large or a model YAML")
+    add("--space", default="monotone", help="space the sampled ramps come from")
+    add("--budget", help="sample only ramps within this FLOPs budget, e.g. 4.8GFLOPs "
+                         "(baselines are measured in budget or not; default: no budget)")
+    add("--budget-resolution", type=int, default=224, help="input size of the budget")
+    add("--samples", type=int, default=8, metavar="K",
+        help="ramps to measure: the 5 baselines, then ramps drawn from the space")
+    add("--seeds", type=int, default=2, metavar="S", help="seeds per ramp and setting")
+    add("--seed", type=int, default=0, help="seed that draws the sampled ramps")
+    add("--data", default="fashion-mnist", help="fashion-mnist, synthetic or a prepared folder")
+    add("--proxy", default="default", metavar="SETTINGS", help="the setting under test")
+    add("--reference", metavar="SETTINGS",
+        help="the trusted setting; pairs change the --proxy setting (default: 4x the epochs)")
+    add("--no-zero-cost", dest="zero_cost", action="store_false",
+        help="skip the zero-cost scores")
+    add("--study", help="study name (default: fidelity-<base>-<space>[-<budget>])")
+    add("--results", default="results", type=Path, help="output folder")
+    add("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial")
+    add("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial")
+    add("--max-concurrent", type=int, help="trials at once (default: all the CPUs allow)")
+    add("--ray-address", help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    parser.set_defaults(handler=run)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    if args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: give at least 1 (2 or more to measure seed "
+                        f"noise).")
+    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError(f"--max-concurrent {args.max_concurrent}: give at least 1.")
+
+
+def resolve_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    from ..fidelity import parse_settings
+
+    proxy = parse_settings(args.proxy, flag="--proxy")
+    if args.reference is None:
+        reference = dataclasses.replace(proxy, epochs=4 * proxy.epochs)
+    else:
+        reference = parse_settings(args.reference, base=proxy, flag="--reference")
+    if reference == proxy:
+        raise UserError("--reference equals --proxy; give the reference more epochs, width or "
+                        "resolution, e.g. --reference epochs=12,width=0.5.")
+    return proxy, reference
+
+
+def plan_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options for build_plan: without --budget, the space's dearest ramp is the budget (so
+    every ramp is feasible)."""
+    from search_spaces import load_space
+
+    budget = args.budget
+    if budget is None:
+        space = load_space(args.space, base=args.base)
+        budget = str(space.max_flops((args.budget_resolution, args.budget_resolution)))
+    study = args.study or default_study_name(args)
+    return {"budget": budget, "budget_resolution": args.budget_resolution, "base": args.base,
+            "space": args.space, "data": args.data, "trials": 0, "sampler": "fixed",
+            "study": study, "storage": None, "results": str(args.results),
+            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
+            "max_concurrent": args.max_concurrent, "scheduler": "none", "seed": args.seed,
+            "ray_address": args.ray_address}
+
+
+def default_study_name(args: argparse.Namespace) -> str:
+    base = Path(args.base).stem.removeprefix("iformer_")
+    budget = "" if args.budget is None else "-" + args.budget.replace(" ", "")
+    return f"fidelity-{base}-{Path(args.space).stem}{budget}"
+
+
+def open_study(plan: Any, reference: Any) -> Any:
+    """The fidelity study: created, or reopened if it measures the same settings."""
+    import optuna
+
+    from ..fidelity import STUDY_ATTR
+
+    location = plan.location
+    storage = study_lib.open_storage(location.storage_url)
+    exists = location.name in {s.study_name for s in storage.get_all_studies()}
+    study = study_lib.create_or_check_study(location, plan.settings,
+                                            optuna.samplers.RandomSampler(seed=0), resume=exists)
+    stored = study.user_attrs.get(STUDY_ATTR, {})
+    if exists and stored.get("reference") != reference.to_dict():
+        differences = study_lib.settings_differences(stored.get("reference") or {},
+                                                     reference.to_dict())
+        raise UserError(f"study {location.name!r} already measured another reference setting "
+                        f"({'; '.join(differences)}); use the same --reference, or a new study "
+                        f"with --study NEW_NAME.")
+    if not exists:
+        study.set_user_attr(STUDY_ATTR, {"reference": reference.to_dict(), "zero_cost": {}})
+    study_lib.write_run_file(location, plan.settings, trials=0)
+    return study
+
+
+# ---------------------------------------------------------------------------------- run
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from search_spaces import Budget
+
+    from ..fidelity import choose_ramps, describe_settings
+    from ..plan import build_plan
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_arguments(args)
+    proxy, reference = resolve_settings(args)
+    plan = build_plan(plan_options(args), proxy)
+    budget: Budget | None = plan.budget if args.budget is not None else None
+    ramps = choose_ramps(plan.space, args.samples, budget, seed=args.seed)
+    study = open_study(plan, reference)
+    print(f"study      {plan.location.name}   ({plan.location.storage_url})")
+    print(f"ramps      {len(ramps)} of {plan.space.base_name} ({', '.join(ramps)}), "
+          f"{args.seeds} seeds each" + (f", sampled within {budget}" if budget else ""))
+    print(f"proxy      {describe_settings(proxy)}")
+    print(f"reference  {describe_settings(reference)}")
+    for name, settings in (("proxy", proxy), ("reference", reference)):
+        if train_setting(study, plan, args, ramps, name, settings) == 130:
+            return 130
+    if args.zero_cost:
+        store_zero_cost(study, plan, args, ramps, proxy)
+    return report(study, plan)
+
+
+def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[str, list[int]],
+                  name: str, settings: Any) -> int:
+    """Train the (ramp, seed) pairs of one setting that have no ended run yet."""
+    from ..fidelity import fidelity_jobs
+
+    study_lib.recover_interrupted(study)
+    jobs = fidelity_jobs(study, ramps, name, args.seeds, args.cpus_per_trial)
+    print(f"\n{name}: {len(ramps) * args.seeds - len(jobs)} of {len(ramps) * args.seeds} "
+          f"trainings already in the study, {len(jobs)} to run", flush=True)
+    if not jobs:
+        return 0
+    from ..progress import Progress
+    from ..proxy import load_data_for
+    from ..search import execute  # imports Ray
+
+    data = load_data_for(args.data, settings)
+    setting_plan = dataclasses.replace(plan, proxy=settings)
+    progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
+                        depths=plan.space.base.depths, epochs=settings.epochs)
+    outcome = execute(study, setting_plan, data, jobs, 0, progress)
+    progress.finish()
+    if outcome.interrupted:
+        print("interrupted: finished trainings are kept; run the same command again to "
+              "complete the measurement.")
+        return 130
+    return 0
+
+
+def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
+                    ramps: dict[str, list[int]], proxy: Any) -> None:
+    """Zero-cost scores of every ramp on its proxy model, mean over the seeds; kept in the
+    study so the report can show them. Only ramps not scored yet are scored."""
+    from ..fidelity import STUDY_ATTR
+    from ..proxy import load_data_for
+    from ..zero_cost import ZERO_COST_SCORES, zero_cost_scores
+
+    stored = dict(study.user_attrs.get(STUDY_ATTR, {}))
+    scores = dict(stored.get("zero_cost", {}))
+    missing = {label: ramp for label, ramp in ramps.items()
+               if scores.get(label, {}).get("ramp") != ramp
+               or scores[label].get("seeds") != args.seeds}
+    if not missing:
+        return
+    data = load_data_for(args.data, proxy)
+    threads = max(1, int(args.cpus_per_trial))  # a trial's share: others may share the CPUs
+    for label, ramp in missing.items():
+        config = plan.space.base.with_ramp(ramp)
+        per_seed = [zero_cost_scores(config, data, proxy, seed, num_threads=threads)
+                    for seed in range(args.seeds)]
+        scores[label] = {"ramp": ramp, "seeds": args.seeds,
+                         **{name: sum(s[name] for s in per_seed) / len(per_seed)
+                            for name in ZERO_COST_SCORES}}
+    stored["zero_cost"] = scores
+    study.set_user_attr(STUDY_ATTR, stored)
+
+
+def report(study: Any, plan: Any) -> int:
+    from ..fidelity import fidelity_tables, format_tables
+
+    table, summary, epochs = fidelity_tables(study, plan.space.base.depths)
+    print()
+    print(format_tables(table, summary))
+    folder = plan.location.folder
+    table.to_csv(folder / "fidelity.csv", index=False)
+    summary.to_csv(folder / "fidelity_summary.csv", index=False)
+    epochs.to_csv(folder / "fidelity_epochs.csv", index=False)
+    print(f"\nper ramp       {folder / 'fidelity.csv'}")
+    print(f"summary        {folder / 'fidelity_summary.csv'} (tau per epoch: "
+          f"fidelity_epochs.csv)")
+    from .report import write_report
+
+    print(f"report         {write_report(plan.location)}")
+    print(f"study storage  {plan.location.storage_url}")
+    return 0

@@ -1,0 +1,452 @@
+"""How far a proxy ranking can be trusted: the same ramps trained under two settings.
+
+``rampsearch fidelity`` trains K ramps (the paper's ramp, the ablation baselines, and ramps
+drawn from the space by seed) with S seeds under a cheap *proxy* setting and an expensive
+*reference* setting, and compares the two rankings of the seed-mean top-1:
+
+- Kendall tau (with its exact p-value and a 95% bootstrap interval over ramps) and Spearman
+  rho; with K = 8 the interval is wide, and it is printed so nobody forgets;
+- seed noise (pooled within-ramp standard deviation) against the spread between ramps
+  (standard deviation of the ramp means), per setting: a proxy whose noise is near its
+  spread ranks noise;
+- the overlap of the top k (k = K/3, rounded);
+- CPU-minutes per trial of each setting, and the zero-cost scores of the same ramps.
+
+The statistics are plain functions of numbers, so they are tested on hand-made data; the runs
+live in the study storage as trials of role ``fidelity``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import yaml
+from scipy import stats
+
+from search_spaces import Budget, SearchSpace
+
+from . import study as study_lib
+from .errors import UserError
+from .leaderboard import compact_ramp
+from .proxy import ProxySettings
+from .search import FixedJob
+from .zero_cost import ZERO_COST_SCORES
+
+ROLE = "fidelity"
+SETTING = "fidelity_setting"    # trial attribute: which setting trained it
+RAMP_LABEL = "ramp_label"       # trial attribute: baseline name or sampled_<i>
+CPUS = "cpus"                   # trial attribute: CPUs the trial ran on (for CPU-minutes)
+SETTING_NAMES = ("proxy", "reference")
+STUDY_ATTR = "fidelity"         # study attribute: the reference settings and zero-cost scores
+SCORERS = ("proxy", *ZERO_COST_SCORES)
+BOOTSTRAP_RESAMPLES = 4000
+MAX_DRAWS_PER_RAMP = 200        # draws per wanted sampled ramp before giving up
+
+
+# ------------------------------------------------------------------------------ settings
+def parse_settings(text: str, base: ProxySettings | None = None,
+                   flag: str = "--proxy") -> ProxySettings:
+    """``default`` (``base`` as it is), ``key=value,key=value`` (``base`` with those settings
+    changed) or the path of a YAML file holding such a mapping. ``base`` defaults to
+    ProxySettings(); errors name ``flag``."""
+    base = base or ProxySettings()
+    text = text.strip()
+    if text == "default":
+        return base
+    if "=" in text:
+        overrides = parse_pairs(text, flag)
+    elif Path(text).is_file():
+        overrides = read_settings_file(Path(text), flag)
+    else:
+        raise UserError(f"{flag} {text!r} is neither 'default', key=value pairs (e.g. "
+                        f"epochs=12,width=0.5) nor an existing YAML file; give one of those.")
+    try:
+        return ProxySettings.from_dict({**base.to_dict(), **overrides})
+    except UserError as exc:
+        raise UserError(f"{flag} {text!r}: {exc}") from None
+
+
+def parse_pairs(text: str, flag: str) -> dict[str, Any]:
+    """``epochs=12,width=0.5`` to {'epochs': 12, 'width': 0.5}."""
+    pairs: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, equals, value = part.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise UserError(f"{flag} {text!r}: {part!r} is not key=value; write the settings "
+                            f"as key=value pairs separated by commas, e.g. epochs=12,width=0.5.")
+        pairs[key.strip().replace("-", "_")] = parse_number(value.strip(), key.strip(), flag)
+    return pairs
+
+
+def parse_number(value: str, key: str, flag: str) -> int | float:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    raise UserError(f"{flag}: {key}={value!r} is not a number; every proxy setting is a number, "
+                    f"e.g. epochs=12 or width=0.5.")
+
+
+def read_settings_file(path: Path, flag: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{flag} {path}: cannot read it as YAML ({exc}); give a YAML mapping of "
+                        f"proxy settings, e.g. 'epochs: 12'.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{flag} {path} must hold a mapping of proxy settings to values, e.g. "
+                        f"'epochs: 12'.")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def describe_settings(settings: ProxySettings) -> str:
+    return (f"width {settings.width}, {settings.resolution}px, {settings.epochs} epochs, "
+            f"{settings.train_samples} train / {settings.val_samples} val images, batch "
+            f"{settings.batch_size}, lr {settings.lr}")
+
+
+# --------------------------------------------------------------------------------- ramps
+def choose_ramps(space: SearchSpace, samples: int, budget: Budget | None = None,
+                 seed: int = 0) -> dict[str, list[int]]:
+    """``samples`` distinct ramps by label: the space's baselines first (the paper's ramp
+    first; in budget or not), then ramps drawn from the space with ``seed``, within
+    ``budget`` if one is given. A larger ``samples`` extends the same list."""
+    if samples < 1:
+        raise UserError(f"--samples {samples}: measure at least 1 ramp (8 or more for a rank "
+                        f"correlation worth reading).")
+    ramps = dict(itertools.islice(space.baselines().items(), samples))
+    seen = {tuple(r) for r in space.baselines().values()}
+    rng = random.Random(seed)
+    draws = 0
+    while len(ramps) < samples:
+        draws += 1
+        if draws > MAX_DRAWS_PER_RAMP * samples:
+            raise UserError(f"found only {len(ramps)} distinct ramps of space {space.name} "
+                            f"within the budget after {draws - 1} draws; lower --samples or "
+                            f"raise --budget.")
+        proposal = space.sample(rng, budget)
+        if proposal.feasible and tuple(proposal.ramp) not in seen:
+            seen.add(tuple(proposal.ramp))
+            ramps[f"sampled_{len(ramps) - len(space.baselines()) + 1}"] = list(proposal.ramp)
+    return ramps
+
+
+# ---------------------------------------------------------------------------------- jobs
+def measured(study: optuna.Study) -> set[tuple[tuple[int, ...], str, int]]:
+    """(ramp, setting, seed) of every fidelity run that ended by itself."""
+    return {(tuple(t.user_attrs[study_lib.RAMP]), t.user_attrs.get(SETTING),
+             t.user_attrs.get("seed")) for t in study_lib.ended_trials(study, ROLE)}
+
+
+def fidelity_jobs(study: optuna.Study, ramps: Mapping[str, Sequence[int]], setting: str,
+                  seeds: int, cpus: float) -> list[FixedJob]:
+    """What is still to train for ``setting``: every (ramp, seed) without an ended run,
+    seed by seed (an interrupted measurement then covers every ramp once before any twice)."""
+    done = measured(study)
+    return [FixedJob(ROLE, f"{label} {setting} s{seed}", list(ramp), seed=seed,
+                     attrs={SETTING: setting, RAMP_LABEL: label, CPUS: cpus})
+            for seed in range(seeds) for label, ramp in ramps.items()
+            if (tuple(ramp), setting, seed) not in done]
+
+
+def fidelity_runs(study: optuna.Study) -> pd.DataFrame:
+    """One row per fidelity run that ended by itself: label, ramp, setting, seed, status,
+    top1, wall_s, cpus, flops and the per-epoch top-1 curve."""
+    rows = []
+    for trial in study_lib.ended_trials(study, ROLE):
+        attrs = trial.user_attrs
+        rows.append({
+            "trial": trial.number, "label": attrs.get(RAMP_LABEL), "ramp": attrs["ramp"],
+            "setting": attrs.get(SETTING), "seed": attrs.get("seed"),
+            "status": attrs.get("status"), "top1": attrs.get("top1"),
+            "wall_s": attrs.get("wall_s"), "cpus": attrs.get(CPUS, 1.0),
+            "flops": attrs.get("flops"), "curve": dict(trial.intermediate_values)})
+    return pd.DataFrame(rows, columns=["trial", "label", "ramp", "setting", "seed", "status",
+                                       "top1", "wall_s", "cpus", "flops", "curve"])
+
+
+def seed_scores(runs: pd.DataFrame, setting: str) -> dict[str, list[float]]:
+    """Completed top-1 of each ramp label under ``setting``, in seed order."""
+    done = runs[(runs["setting"] == setting) & (runs["status"] == "completed")]
+    scores: dict[str, list[float]] = {}
+    for _, row in done.sort_values("seed").iterrows():
+        scores.setdefault(row["label"], []).append(float(row["top1"]))
+    return scores
+
+
+# ---------------------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class RankAgreement:
+    """How one ranking of n ramps agrees with another."""
+
+    n: int
+    kendall_tau: float
+    tau_p: float          # exact (n small, no ties) or asymptotic two-sided p of tau = 0
+    tau_low: float        # 95% percentile bootstrap interval over ramps
+    tau_high: float
+    spearman_rho: float
+    rho_p: float
+    top_k: int
+    top_k_overlap: float  # share of the reference's top k that the scores also put in top k
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of x and y along the last axis (any leading batch shape)."""
+    dx = np.sign(x[..., :, None] - x[..., None, :])
+    dy = np.sign(y[..., :, None] - y[..., None, :])
+    concordance = (dx * dy).sum(axis=(-2, -1))
+    denominator = np.sqrt((dx * dx).sum(axis=(-2, -1)) * (dy * dy).sum(axis=(-2, -1)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, concordance / denominator, np.nan)
+
+
+def bootstrap_tau_interval(x: Sequence[float], y: Sequence[float],
+                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                           level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of tau-b over ramps drawn with replacement (seeded)."""
+    x_arr, y_arr = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x_arr.size < 3:
+        return math.nan, math.nan
+    index = np.random.default_rng(seed).integers(0, x_arr.size, (resamples, x_arr.size))
+    taus = kendall_tau_b(x_arr[index], y_arr[index])
+    taus = taus[np.isfinite(taus)]
+    if taus.size == 0:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(taus, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def default_top_k(n: int) -> int:
+    return max(1, round(n / 3))
+
+
+def top_k_overlap(scores: Sequence[float], reference: Sequence[float], k: int) -> float:
+    """|top k by scores ∩ top k by reference| / k (higher is better for both; ties broken by
+    position)."""
+    k = min(k, len(scores))
+    if k < 1:
+        return math.nan
+    top = set(np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:k])
+    ref_top = set(np.argsort(-np.asarray(reference, dtype=float), kind="stable")[:k])
+    return len(top & ref_top) / k
+
+
+def rank_agreement(scores: Sequence[float], reference: Sequence[float],
+                   top_k: int | None = None, seed: int = 0) -> RankAgreement:
+    """Agreement of the ranking by ``scores`` with the ranking by ``reference``."""
+    n = len(scores)
+    if n != len(reference):
+        raise ValueError(f"{n} scores but {len(reference)} reference values")
+    k = top_k or default_top_k(n)
+    if n < 2 or np.ptp(scores) == 0 or np.ptp(reference) == 0:
+        return RankAgreement(n, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, k,
+                             top_k_overlap(scores, reference, k))
+    tau = stats.kendalltau(scores, reference)
+    rho = stats.spearmanr(scores, reference)
+    low, high = bootstrap_tau_interval(scores, reference, seed=seed)
+    return RankAgreement(n, float(tau.statistic), float(tau.pvalue), low, high,
+                         float(rho.statistic), float(rho.pvalue), k,
+                         top_k_overlap(scores, reference, k))
+
+
+@dataclass(frozen=True)
+class NoiseSpread:
+    """Seed noise against the differences between ramps, for one setting."""
+
+    noise_std: float     # pooled within-ramp standard deviation over seeds
+    spread_std: float    # standard deviation of the ramp means
+    mean_seeds: float    # seeds per ramp, on average
+
+    @property
+    def noise_to_spread(self) -> float:
+        return self.noise_std / self.spread_std if self.spread_std > 0 else math.nan
+
+    @property
+    def reliability(self) -> float:
+        """Share of the variance of the ramp means that is not seed noise (0..1): the
+        noise of a mean of s seeds is noise_std / sqrt(s)."""
+        if not self.spread_std > 0 or math.isnan(self.noise_std):
+            return math.nan
+        noise_of_means = self.noise_std ** 2 / self.mean_seeds
+        return max(0.0, 1.0 - noise_of_means / self.spread_std ** 2)
+
+
+def noise_and_spread(scores: Mapping[str, Sequence[float]]) -> NoiseSpread:
+    """Pooled within-ramp std (ramps with >= 2 seeds) and std of the ramp means."""
+    groups = [np.asarray(s, dtype=float) for s in scores.values() if len(s) > 0]
+    squares = sum(float(((g - g.mean()) ** 2).sum()) for g in groups if g.size > 1)
+    freedom = sum(g.size - 1 for g in groups if g.size > 1)
+    noise = math.sqrt(squares / freedom) if freedom else math.nan
+    means = [float(g.mean()) for g in groups]
+    spread = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
+    seeds = float(np.mean([g.size for g in groups])) if groups else math.nan
+    return NoiseSpread(noise, spread, seeds)
+
+
+def seed_agreement(scores: Mapping[str, Sequence[float]]) -> float:
+    """Mean Kendall tau between the rankings that two single seeds give (over seed pairs and
+    the ramps measured with both): how reproducible one seed's ranking is."""
+    seeds = min((len(s) for s in scores.values()), default=0)
+    taus = []
+    for a, b in itertools.combinations(range(seeds), 2):
+        tau = kendall_tau_b(np.array([s[a] for s in scores.values()]),
+                            np.array([s[b] for s in scores.values()]))
+        if np.isfinite(tau):
+            taus.append(float(tau))
+    return float(np.mean(taus)) if taus else math.nan
+
+
+def cpu_minutes_per_trial(runs: pd.DataFrame, setting: str) -> float:
+    """Mean training CPU time of one completed trial of ``setting`` (wall time x CPUs)."""
+    done = runs[(runs["setting"] == setting) & (runs["status"] == "completed")]
+    if done.empty:
+        return math.nan
+    return float((done["wall_s"].astype(float) * done["cpus"].astype(float)).mean() / 60)
+
+
+# -------------------------------------------------------------------------------- tables
+def ramp_table(runs: pd.DataFrame, zero_cost: Mapping[str, Mapping[str, Any]],
+               depths: Sequence[int]) -> pd.DataFrame:
+    """One row per ramp with results under both settings: seed means and stds, ranks and
+    zero-cost scores; best reference first."""
+    per_setting = {name: seed_scores(runs, name) for name in SETTING_NAMES}
+    labels = [label for label in dict.fromkeys(runs["label"])
+              if all(label in per_setting[name] for name in SETTING_NAMES)]
+    rows = []
+    for label in labels:
+        first = runs[runs["label"] == label].iloc[0]
+        row: dict[str, Any] = {"label": label, "ramp": compact_ramp(first["ramp"], depths),
+                               "gflops": first["flops"] / 1e9}
+        for name in SETTING_NAMES:
+            values = per_setting[name][label]
+            row[f"{name}_mean"] = float(np.mean(values))
+            row[f"{name}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+            row[f"{name}_seeds"] = len(values)
+        for score in ZERO_COST_SCORES:
+            row[score] = float(zero_cost.get(label, {}).get(score, math.nan))
+        row["attention_heads"] = ",".join(str(a) for a in first["ramp"])
+        rows.append(row)
+    columns = (["label", "ramp", "gflops"]
+               + [f"{n}_{c}" for n in SETTING_NAMES for c in ("mean", "std", "seeds")]
+               + ["proxy_rank", "reference_rank", *ZERO_COST_SCORES, "attention_heads"])
+    table = pd.DataFrame(rows, columns=[c for c in columns if not c.endswith("_rank")])
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    table["proxy_rank"] = table["proxy_mean"].rank(ascending=False, method="min").astype(int)
+    table["reference_rank"] = table["reference_mean"].rank(ascending=False,
+                                                           method="min").astype(int)
+    return table[columns].sort_values("reference_rank", kind="stable").reset_index(drop=True)
+
+
+def summary_table(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per scorer (the proxy setting, then each zero-cost score) against the
+    reference's seed-mean top-1, and a row for the reference itself (its noise and cost)."""
+    rows = []
+    labels = set(table["label"])
+    reference = table["reference_mean"].to_numpy(dtype=float)
+    for scorer in (*SCORERS, "reference"):
+        row: dict[str, Any] = {"scorer": scorer, "ramps": len(table)}
+        if scorer != "reference":
+            column = "proxy_mean" if scorer == "proxy" else scorer
+            values = table[column].to_numpy(dtype=float)
+            keep = np.isfinite(values)
+            agreement = rank_agreement(values[keep], reference[keep]) if keep.sum() else None
+            if agreement is not None:
+                row.update({k: v for k, v in dataclasses.asdict(agreement).items() if k != "n"})
+                row["ramps"] = agreement.n
+        if scorer in SETTING_NAMES:
+            scores = {k: v for k, v in seed_scores(runs, scorer).items() if k in labels}
+            noise = noise_and_spread(scores)
+            row.update(noise_std=noise.noise_std, spread_std=noise.spread_std,
+                       noise_to_spread=noise.noise_to_spread, reliability=noise.reliability,
+                       seed_tau=seed_agreement(scores),
+                       cpu_min_per_trial=cpu_minutes_per_trial(runs, scorer))
+        rows.append(row)
+    columns = ["scorer", "ramps", "kendall_tau", "tau_p", "tau_low", "tau_high",
+               "spearman_rho", "rho_p", "top_k", "top_k_overlap", "noise_std", "spread_std",
+               "noise_to_spread", "reliability", "seed_tau", "cpu_min_per_trial"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def epoch_agreement(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Kendall tau of the seed-mean top-1 after each epoch of each setting against the
+    reference's final seed-mean: how early in a schedule the ranking settles. (Epoch e of a
+    longer schedule is not an e-epoch proxy, whose learning rate decays sooner.)"""
+    reference = dict(zip(table["label"], table["reference_mean"]))
+    rows = []
+    done = runs[(runs["status"] == "completed") & runs["label"].isin(reference)]
+    for setting, group in done.groupby("setting", sort=False):
+        epochs = sorted({e for curve in group["curve"] for e in curve})
+        for epoch in epochs:
+            means = {}
+            for label, runs_of_ramp in group.groupby("label"):
+                values = [c[epoch] for c in runs_of_ramp["curve"] if epoch in c]
+                if values:
+                    means[label] = float(np.mean(values))
+            if len(means) < 2:
+                continue
+            labels = sorted(means)
+            tau = kendall_tau_b(np.array([means[k] for k in labels]),
+                                np.array([reference[k] for k in labels]))
+            rows.append({"setting": setting, "epoch": epoch, "ramps": len(labels),
+                         "kendall_tau": float(tau)})
+    return pd.DataFrame(rows, columns=["setting", "epoch", "ramps", "kendall_tau"])
+
+
+def format_tables(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """The per-ramp table and the summary, as text."""
+    if table.empty:
+        return "(no ramp has results under both settings yet)"
+    lines = [f"{'ramp':<22} {'GFLOPs':>6}  {'proxy top-1':>13} {'#':>2}  "
+             f"{'reference top-1':>15} {'#':>2}  {'synflow':>9} {'naswot':>8} {'grad_norm':>9}"]
+    for _, row in table.iterrows():
+        lines.append(
+            f"{row['label']:<22} {row['gflops']:>6.3f}  {_mean_std(row, 'proxy'):>13} "
+            f"{row['proxy_rank']:>2}  {_mean_std(row, 'reference'):>15} "
+            f"{row['reference_rank']:>2}  {row['synflow']:>9.4g} {row['naswot']:>8.2f} "
+            f"{row['grad_norm']:>9.4g}")
+    lines.append("")
+    lines.append(f"{'against reference':<18} {'tau':>6} {'95% interval':>15} {'p':>6} "
+                 f"{'rho':>6} {'top-k':>6}   {'noise':>6} {'spread':>6} {'seed tau':>8} "
+                 f"{'CPU-min/trial':>13}")
+    for _, row in summary.iterrows():
+        interval = ("" if pd.isna(row["tau_low"])
+                    else f"[{row['tau_low']:+.2f}, {row['tau_high']:+.2f}]")
+        top = "" if pd.isna(row["top_k_overlap"]) else \
+            f"{round(row['top_k_overlap'] * row['top_k'])}/{int(row['top_k'])}"
+        lines.append(
+            f"{row['scorer']:<18} {_num(row['kendall_tau'], '+.2f'):>6} {interval:>15} "
+            f"{_num(row['tau_p'], '.3f'):>6} {_num(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
+            f"{_num(row['noise_std'], '.2f'):>6} {_num(row['spread_std'], '.2f'):>6} "
+            f"{_num(row['seed_tau'], '+.2f'):>8} {_num(row['cpu_min_per_trial'], '.2f'):>13}")
+    return "\n".join(lines)
+
+
+def _mean_std(row: pd.Series, name: str) -> str:
+    std = row[f"{name}_std"]
+    return f"{row[f'{name}_mean']:.2f}" + ("" if pd.isna(std) else f" ±{std:.2f}")
+
+
+def _num(value: Any, spec: str) -> str:
+    return "-" if value is None or pd.isna(value) else format(float(value), spec)
+
+
+def fidelity_tables(study: optuna.Study, depths: Sequence[int]
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per-ramp table, summary against the reference, tau per epoch) of a study's runs."""
+    runs = fidelity_runs(study)
+    zero_cost = study.user_attrs.get(STUDY_ATTR, {}).get("zero_cost", {})
+    table = ramp_table(runs, zero_cost, depths)
+    return table, summary_table(table, runs), epoch_agreement(runs, table)

@@ -1,0 +1,228 @@
+"""Fidelity statistics on hand-made numbers, the settings parser and the ramp choice."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from rampsearch import cli
+from rampsearch.errors import UserError
+from rampsearch.fidelity import (
+    bootstrap_tau_interval,
+    choose_ramps,
+    default_top_k,
+    epoch_agreement,
+    kendall_tau_b,
+    noise_and_spread,
+    parse_settings,
+    ramp_table,
+    rank_agreement,
+    seed_agreement,
+    summary_table,
+    top_k_overlap,
+)
+from rampsearch.proxy import ProxySettings
+from search_spaces import load_space, parse_budget
+
+DEPTHS = [3, 3, 9, 3]
+
+
+# ------------------------------------------------------------------------- rank statistics
+def test_rank_agreement_on_a_known_pair():
+    # One swapped pair out of ten: tau = (9 - 1) / 10, rho = 1 - 6 * 2 / (5 * 24).
+    result = rank_agreement([1, 3, 2, 4, 5], [1, 2, 3, 4, 5], top_k=2)
+    assert result.kendall_tau == pytest.approx(0.8)
+    assert result.spearman_rho == pytest.approx(0.9)
+    assert result.tau_p == pytest.approx(stats.kendalltau([1, 3, 2, 4, 5], [1, 2, 3, 4, 5]).pvalue)
+    assert result.tau_low <= result.kendall_tau <= result.tau_high
+    assert result.top_k == 2 and result.top_k_overlap == 1.0
+
+
+def test_rank_agreement_reversed_and_constant():
+    assert rank_agreement([5, 4, 3, 2], [1, 2, 3, 4]).kendall_tau == pytest.approx(-1.0)
+    flat = rank_agreement([1, 1, 1], [1, 2, 3])
+    assert math.isnan(flat.kendall_tau) and math.isnan(flat.spearman_rho)
+
+
+def test_vectorised_tau_matches_scipy_with_ties():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, (20, 9)).astype(float)
+    y = rng.integers(0, 4, (20, 9)).astype(float)
+    ours = kendall_tau_b(x, y)
+    for row in range(20):
+        expected = stats.kendalltau(x[row], y[row]).statistic
+        assert ours[row] == pytest.approx(expected, nan_ok=True)
+
+
+def test_bootstrap_interval_is_seeded_and_widens_with_disagreement():
+    x = [1, 2, 3, 4, 5, 6, 7, 8]
+    assert bootstrap_tau_interval(x, x) == (1.0, 1.0)
+    noisy = [2, 1, 4, 3, 6, 5, 8, 7]
+    low, high = bootstrap_tau_interval(x, noisy, seed=1)
+    assert (low, high) == bootstrap_tau_interval(x, noisy, seed=1)
+    assert -1 <= low < stats.kendalltau(x, noisy).statistic < high <= 1
+    assert all(math.isnan(v) for v in bootstrap_tau_interval([1, 2], [2, 1]))
+
+
+def test_top_k_overlap():
+    assert top_k_overlap([5, 4, 3, 2, 1], [5, 4, 1, 2, 3], 2) == 1.0
+    assert top_k_overlap([5, 4, 3, 2, 1], [5, 4, 1, 2, 3], 3) == pytest.approx(2 / 3)
+    assert top_k_overlap([1, 2, 3], [3, 2, 1], 1) == 0.0
+    assert [default_top_k(n) for n in (2, 3, 8, 12)] == [1, 1, 3, 4]
+
+
+def test_noise_against_spread():
+    noise = noise_and_spread({"a": [1.0, 3.0], "b": [5.0, 7.0], "c": [9.0]})
+    assert noise.noise_std == pytest.approx(math.sqrt(2))   # pooled over a and b only
+    assert noise.spread_std == pytest.approx(np.std([2.0, 6.0, 9.0], ddof=1))
+    assert noise.mean_seeds == pytest.approx(5 / 3)
+
+
+def test_noise_against_spread_two_ramps():
+    noise = noise_and_spread({"a": [1.0, 3.0], "b": [5.0, 7.0]})
+    assert noise.noise_std == pytest.approx(math.sqrt(2))
+    assert noise.spread_std == pytest.approx(math.sqrt(8))
+    assert noise.noise_to_spread == pytest.approx(0.5)
+    assert noise.reliability == pytest.approx(1 - (2 / 2) / 8)
+    pure_noise = noise_and_spread({"a": [0.0, 4.0], "b": [4.0, 0.0]})
+    assert pure_noise.spread_std == 0 and math.isnan(pure_noise.reliability)
+
+
+def test_seed_agreement():
+    # Seed 0 ranks a < b < c, seed 1 ranks a < c < b: one discordant pair of three.
+    assert seed_agreement({"a": [1, 1], "b": [2, 3], "c": [3, 2]}) == pytest.approx(1 / 3)
+    assert math.isnan(seed_agreement({"a": [1], "b": [2]}))
+
+
+# ------------------------------------------------------------------------------- tables
+def hand_made_runs() -> pd.DataFrame:
+    """Four ramps; the proxy swaps the two best, the reference has no seed noise."""
+    means = {"paper": (70.0, 80.0), "equal_split": (71.0, 79.0), "sampled_1": (60.0, 70.0),
+             "sampled_2": (50.0, 60.0)}
+    rows = []
+    for index, (label, (proxy, reference)) in enumerate(means.items()):
+        ramp = [1] * 3 + [3] * 3 + [index + 1] * 9 + [9] * 3
+        for setting, mean, wall in (("proxy", proxy, 60.0), ("reference", reference, 240.0)):
+            for seed, delta in ((0, -1.0), (1, 1.0)):
+                noise = delta if setting == "proxy" else 0.0
+                rows.append({"trial": len(rows), "label": label, "ramp": ramp,
+                             "setting": setting, "seed": seed, "status": "completed",
+                             "top1": mean + noise, "wall_s": wall, "cpus": 1.0,
+                             "flops": 4_000_000_000 + index,
+                             "curve": {1: mean / 2 + noise, 2: mean + noise}})
+    rows.append({**rows[-1], "trial": len(rows), "seed": 2, "status": "diverged", "top1": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_ramp_table_means_ranks_and_zero_cost():
+    zero_cost = {"paper": {"synflow": 1.0, "naswot": 4.0, "grad_norm": 2.0},
+                 "equal_split": {"synflow": 2.0, "naswot": 3.0, "grad_norm": 1.0}}
+    table = ramp_table(hand_made_runs(), zero_cost, DEPTHS)
+    assert list(table["label"]) == ["paper", "equal_split", "sampled_1", "sampled_2"]
+    assert list(table["reference_rank"]) == [1, 2, 3, 4]
+    assert list(table["proxy_rank"]) == [2, 1, 3, 4]
+    paper = table.iloc[0]
+    assert paper["proxy_mean"] == 70.0 and paper["proxy_std"] == pytest.approx(math.sqrt(2))
+    assert paper["reference_seeds"] == 2  # the diverged run is not averaged in
+    assert paper["naswot"] == 4.0 and math.isnan(table.iloc[2]["synflow"])
+    assert paper["ramp"] == "1x3 | 3x3 | 1x9 | 9x3"
+
+
+def test_summary_rows_and_values():
+    runs = hand_made_runs()
+    zero_cost = {label: {"synflow": float(i), "naswot": -float(i), "grad_norm": 1.0}
+                 for i, label in enumerate(["sampled_2", "sampled_1", "equal_split", "paper"])}
+    table = ramp_table(runs, zero_cost, DEPTHS)
+    summary = summary_table(table, runs).set_index("scorer")
+    assert list(summary.index) == ["proxy", "synflow", "naswot", "grad_norm", "reference"]
+    proxy = summary.loc["proxy"]
+    assert proxy["kendall_tau"] == pytest.approx(4 / 6)
+    assert proxy["top_k"] == 1 and proxy["top_k_overlap"] == 0.0  # the proxy's best is 2nd
+    assert proxy["noise_std"] == pytest.approx(math.sqrt(2))
+    assert proxy["cpu_min_per_trial"] == pytest.approx(1.0)
+    assert summary.loc["reference", "cpu_min_per_trial"] == pytest.approx(4.0)
+    assert summary.loc["reference", "noise_std"] == 0.0
+    assert summary.loc["synflow", "kendall_tau"] == pytest.approx(1.0)
+    assert summary.loc["naswot", "kendall_tau"] == pytest.approx(-1.0)
+    assert math.isnan(summary.loc["grad_norm", "kendall_tau"])  # constant: no ranking
+
+
+def test_epoch_agreement_per_setting():
+    runs = hand_made_runs()
+    epochs = epoch_agreement(runs, ramp_table(runs, {}, DEPTHS))
+    reference = epochs[epochs["setting"] == "reference"]
+    assert list(reference["epoch"]) == [1, 2] and list(reference["kendall_tau"]) == [1.0, 1.0]
+    proxy = epochs[epochs["setting"] == "proxy"]
+    assert proxy["kendall_tau"].iloc[-1] == pytest.approx(4 / 6)
+
+
+# ------------------------------------------------------------------------------ settings
+def test_settings_default_pairs_and_base():
+    assert parse_settings("default") == ProxySettings()
+    settings = parse_settings("epochs=12,width=0.5")
+    assert (settings.epochs, settings.width, settings.lr) == (12, 0.5, ProxySettings().lr)
+    base = parse_settings("train_samples=256, batch-size=32")
+    reference = parse_settings("epochs=12", base=base, flag="--reference")
+    assert (reference.train_samples, reference.batch_size, reference.epochs) == (256, 32, 12)
+    assert parse_settings("lr=2e-3").lr == 2e-3
+
+
+def test_settings_from_yaml_file(tmp_path):
+    path = tmp_path / "reference.yaml"
+    path.write_text("epochs: 12\nresolution: 96\n")
+    settings = parse_settings(str(path))
+    assert (settings.epochs, settings.resolution) == (12, 96)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("epoch=12", ["--reference", "unknown proxy setting(s) epoch", "epochs"]),
+    ("epochs=many", ["--reference", "not a number"]),
+    ("epochs=1.5", ["--reference", "epochs must be an integer"]),
+    ("width=0", ["--reference", "width"]),
+    ("epochs", ["--reference", "neither 'default', key=value pairs"]),
+    ("epochs=12,,=3", ["--reference", "is not key=value"]),
+])
+def test_bad_settings_are_named(text, words):
+    with pytest.raises(UserError) as caught:
+        parse_settings(text, flag="--reference")
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_cli_reports_bad_settings_without_traceback(capsys):
+    assert cli.main(["fidelity", "--proxy", "epoch=3", "--results", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "--proxy 'epoch=3'" in err and "Traceback" not in err
+    assert cli.main(["fidelity", "--reference", "default"]) == 2
+    assert "--reference equals --proxy" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- ramps
+def test_choose_ramps_baselines_first_then_feasible_samples():
+    space = load_space("monotone", base="iformer_small")
+    budget = parse_budget("4.8GFLOPs")
+    ramps = choose_ramps(space, 8, budget, seed=0)
+    assert list(ramps)[:5] == list(space.baselines())
+    assert list(ramps)[5:] == ["sampled_1", "sampled_2", "sampled_3"]
+    assert len({tuple(r) for r in ramps.values()}) == 8
+    for label in list(ramps)[5:]:
+        assert space.contains(ramps[label])
+        assert space.flops(ramps[label]) <= budget.flops
+    assert choose_ramps(space, 8, budget, seed=0) == ramps
+    longer = choose_ramps(space, 10, budget, seed=0)
+    assert list(longer.items())[:8] == list(ramps.items())   # more samples extend the list
+    assert choose_ramps(space, 8, budget, seed=1) != ramps
+    assert list(choose_ramps(space, 3)) == ["paper", "equal_split", "reverse_ramp"]
+
+
+def test_choose_ramps_refuses_an_impossible_count():
+    space = load_space("monotone", base="iformer_small")
+    cheapest = parse_budget(str(space.min_flops()))  # a single ramp fits
+    with pytest.raises(UserError, match="lower --samples"):
+        choose_ramps(space, 7, cheapest)
+    with pytest.raises(UserError, match="at least 1"):
+        choose_ramps(space, 0)

@@ -1,0 +1,98 @@
+"""`rampsearch fidelity` end to end: real Ray, real SQLite storage, real training on synthetic
+images (K = 3 ramps, S = 2 seeds, tiny settings), then the same command again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from rampsearch import study as study_lib
+from rampsearch.fidelity import ROLE, SETTING
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--data", "synthetic", "--samples", "3", "--seeds", "2",
+        "--proxy", "epochs=1,train_samples=128,val_samples=64,batch_size=64,width=0.125",
+        "--reference", "epochs=2"]
+
+
+def rampsearch(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run([sys.executable, "-m", "rampsearch", *args], capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def fidelity_trials(results, name):
+    study = study_lib.load_study(study_lib.find_study(results, name))
+    return study, study_lib.ended_trials(study, ROLE)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    done = rampsearch("fidelity", *TINY, "--results", str(results), "--study", "fid")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return results, done.stdout
+
+
+def test_storage_holds_every_ramp_setting_and_seed(measured):
+    results, _ = measured
+    study, trials = fidelity_trials(results, "fid")
+    assert len(trials) == 3 * 2 * 2
+    keys = {(t.user_attrs["ramp_label"], t.user_attrs[SETTING], t.user_attrs["seed"])
+            for t in trials}
+    assert keys == {(label, setting, seed) for label in ("paper", "equal_split", "reverse_ramp")
+                    for setting in ("proxy", "reference") for seed in (0, 1)}
+    for trial in trials:
+        epochs = 1 if trial.user_attrs[SETTING] == "proxy" else 2
+        assert trial.user_attrs["status"] == "completed"
+        assert trial.user_attrs["epochs_reached"] == epochs
+        assert trial.user_attrs["proxy"]["epochs"] == epochs
+        assert trial.user_attrs["wall_s"] > 0
+    zero_cost = study.user_attrs["fidelity"]["zero_cost"]
+    assert set(zero_cost) == {"paper", "equal_split", "reverse_ramp"}
+
+
+def test_tables_are_written_and_printed(measured):
+    results, out = measured
+    table = pd.read_csv(results / "fid" / "fidelity.csv")
+    assert list(table.columns) == [
+        "label", "ramp", "gflops", "proxy_mean", "proxy_std", "proxy_seeds", "reference_mean",
+        "reference_std", "reference_seeds", "proxy_rank", "reference_rank", "synflow",
+        "naswot", "grad_norm", "attention_heads"]
+    assert len(table) == 3 and set(table["proxy_seeds"]) == {2}
+    summary = pd.read_csv(results / "fid" / "fidelity_summary.csv")
+    assert list(summary["scorer"]) == ["proxy", "synflow", "naswot", "grad_norm", "reference"]
+    for column in ("kendall_tau", "spearman_rho", "top_k_overlap", "noise_std", "spread_std",
+                   "cpu_min_per_trial"):
+        assert column in summary.columns
+    assert summary.set_index("scorer").loc["reference", "cpu_min_per_trial"] > 0
+    for text in ("against reference", "proxy: 0 of 6 trainings already in the study, 6 to run",
+                 "fidelity.csv"):
+        assert text in out
+    page = (results / "fid" / "report.html").read_text()
+    assert "How far the proxy ranking can be trusted" in page and 'id="plot-0"' in page
+
+
+def test_running_again_trains_nothing(measured):
+    results, _ = measured
+    _, before = fidelity_trials(results, "fid")
+    done = rampsearch("fidelity", *TINY, "--results", str(results), "--study", "fid")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "6 of 6 trainings already in the study, 0 to run" in done.stdout
+    _, after = fidelity_trials(results, "fid")
+    assert [(t.number, t.user_attrs["top1"]) for t in after] == \
+        [(t.number, t.user_attrs["top1"]) for t in before]
+
+
+def test_another_reference_in_the_same_study_is_refused(measured):
+    results, _ = measured
+    changed = TINY[:-1] + ["epochs=3"]
+    done = rampsearch("fidelity", *changed, "--results", str(results), "--study", "fid")
+    assert done.returncode == 2
+    assert "another reference setting" in done.stderr and "Traceback" not in done.stderr
