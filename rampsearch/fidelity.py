@@ -49,6 +49,9 @@ CPUS = "cpus"                   # trial attribute: CPUs the trial ran on (for CP
 SETTING_NAMES = ("proxy", "reference")
 STUDY_ATTR = "fidelity"         # study attribute: the reference settings and zero-cost scores
 SCORERS = ("proxy", *ZERO_COST_SCORES)
+# The reference trains with other seeds than the proxy: with the same seed both would start
+# from the same weights and see the same batches first, which would make them agree by luck.
+SEED_OFFSET = {"proxy": 0, "reference": 100}
 BOOTSTRAP_RESAMPLES = 4000
 MAX_DRAWS_PER_RAMP = 200        # draws per wanted sampled ramp before giving up
 
@@ -152,11 +155,13 @@ def measured(study: optuna.Study) -> set[tuple[tuple[int, ...], str, int]]:
 def fidelity_jobs(study: optuna.Study, ramps: Mapping[str, Sequence[int]], setting: str,
                   seeds: int, cpus: float) -> list[FixedJob]:
     """What is still to train for ``setting``: every (ramp, seed) without an ended run,
-    seed by seed (an interrupted measurement then covers every ramp once before any twice)."""
+    seed by seed (an interrupted measurement then covers every ramp once before any twice).
+    The seeds of a setting start at its SEED_OFFSET."""
     done = measured(study)
+    first = SEED_OFFSET[setting]
     return [FixedJob(ROLE, f"{label} {setting} s{seed}", list(ramp), seed=seed,
                      attrs={SETTING: setting, RAMP_LABEL: label, CPUS: cpus})
-            for seed in range(seeds) for label, ramp in ramps.items()
+            for seed in range(first, first + seeds) for label, ramp in ramps.items()
             if (tuple(ramp), setting, seed) not in done]
 
 
@@ -296,13 +301,15 @@ def noise_and_spread(scores: Mapping[str, Sequence[float]]) -> NoiseSpread:
 
 
 def seed_agreement(scores: Mapping[str, Sequence[float]]) -> float:
-    """Mean Kendall tau between the rankings that two single seeds give (over seed pairs and
-    the ramps measured with both): how reproducible one seed's ranking is."""
-    seeds = min((len(s) for s in scores.values()), default=0)
+    """Mean Kendall tau between the rankings that two single seeds give (over seed pairs,
+    each over the ramps measured with both): how reproducible one seed's ranking is."""
+    most = max((len(s) for s in scores.values()), default=0)
     taus = []
-    for a, b in itertools.combinations(range(seeds), 2):
-        tau = kendall_tau_b(np.array([s[a] for s in scores.values()]),
-                            np.array([s[b] for s in scores.values()]))
+    for a, b in itertools.combinations(range(most), 2):
+        both = [s for s in scores.values() if len(s) > b]
+        if len(both) < 2:
+            continue
+        tau = kendall_tau_b(np.array([s[a] for s in both]), np.array([s[b] for s in both]))
         if np.isfinite(tau):
             taus.append(float(tau))
     return float(np.mean(taus)) if taus else math.nan
@@ -450,3 +457,24 @@ def fidelity_tables(study: optuna.Study, depths: Sequence[int]
     zero_cost = study.user_attrs.get(STUDY_ATTR, {}).get("zero_cost", {})
     table = ramp_table(runs, zero_cost, depths)
     return table, summary_table(table, runs), epoch_agreement(runs, table)
+
+
+# --------------------------------------------------------------------------- trust warning
+# From the measurement published in docs/fidelity.md (fashion-mnist, iformer_small, K = 8
+# ramps, 2 seeds): the least proxy fidelity expected to rank ramps with Kendall tau >=
+# TRUST_TAU against a reference trained 4x longer. Settings below any of these get a warning.
+TRUST_TAU = 0.6
+TRUSTED_MINIMUM = {"epochs": 3, "width": 0.25, "resolution": 64, "train_samples": 5000}
+
+
+def trust_warning(settings: ProxySettings) -> str | None:
+    """A warning line when ``settings`` are below the fidelity measured to rank ramps with
+    Kendall tau >= TRUST_TAU; None when they are not."""
+    below = [f"{name} {getattr(settings, name):g} < {least:g}"
+             for name, least in TRUSTED_MINIMUM.items() if getattr(settings, name) < least]
+    if not below:
+        return None
+    return (f"warning    proxy below the fidelity measured to rank ramps with Kendall tau >= "
+            f"{TRUST_TAU} against a 4x longer training ({', '.join(below)}): differences "
+            f"between close ramps may be seed noise. Re-rank the leaders with `rampsearch rank "
+            f"--reeval-top 5`; see docs/fidelity.md.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from scipy import stats
 from rampsearch import cli
 from rampsearch.errors import UserError
 from rampsearch.fidelity import (
+    TRUSTED_MINIMUM,
     bootstrap_tau_interval,
     choose_ramps,
     default_top_k,
@@ -24,6 +26,7 @@ from rampsearch.fidelity import (
     seed_agreement,
     summary_table,
     top_k_overlap,
+    trust_warning,
 )
 from rampsearch.proxy import ProxySettings
 from search_spaces import load_space, parse_budget
@@ -226,3 +229,16 @@ def test_choose_ramps_refuses_an_impossible_count():
         choose_ramps(space, 7, cheapest)
     with pytest.raises(UserError, match="at least 1"):
         choose_ramps(space, 0)
+
+
+# ------------------------------------------------------------------------- trust warning
+def test_trust_warning_names_what_is_below_the_measured_fidelity():
+    trusted = dataclasses.replace(ProxySettings(), **TRUSTED_MINIMUM,
+                                  batch_size=min(64, TRUSTED_MINIMUM["train_samples"]))
+    assert trust_warning(trusted) is None
+    assert trust_warning(dataclasses.replace(trusted, epochs=trusted.epochs * 4)) is None
+    low = dataclasses.replace(trusted, epochs=1, width=trusted.width / 2)
+    warning = trust_warning(low)
+    assert warning.startswith("warning")
+    assert "epochs 1 <" in warning and "width" in warning and "resolution" not in warning
+    assert "docs/fidelity.md" in warning

@@ -47,7 +47,8 @@ def test_storage_holds_every_ramp_setting_and_seed(measured):
     keys = {(t.user_attrs["ramp_label"], t.user_attrs[SETTING], t.user_attrs["seed"])
             for t in trials}
     assert keys == {(label, setting, seed) for label in ("paper", "equal_split", "reverse_ramp")
-                    for setting in ("proxy", "reference") for seed in (0, 1)}
+                    for setting, seeds in (("proxy", (0, 1)), ("reference", (100, 101)))
+                    for seed in seeds}
     for trial in trials:
         epochs = 1 if trial.user_attrs[SETTING] == "proxy" else 2
         assert trial.user_attrs["status"] == "completed"

@@ -177,6 +177,12 @@ def print_plan(plan: SearchPlan, data: ProxyData) -> None:
         + (f"Ray at {plan.ray_address}" if plan.ray_address else "local Ray"),
     ]
     print("\n".join(lines), flush=True)
+    # How far a ranking at these proxy settings can be trusted (measured, docs/fidelity.md).
+    from ..fidelity import trust_warning
+
+    warning = trust_warning(proxy)
+    if warning:
+        print(warning, flush=True)
 
 
 def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
