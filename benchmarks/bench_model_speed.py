@@ -60,7 +60,7 @@ def _seconds(fn: Callable[[], object]) -> float:
 
 def training_step(model: nn.Module, images: torch.Tensor,
                   labels: torch.Tensor) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, foreach=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=True)
     model.train()
 
     def step() -> None:
@@ -106,7 +106,7 @@ def run_setting(setting: Setting) -> dict[str, object]:
 
 
 def main() -> None:
-    print(f"Training throughput (forward + backward + AdamW(foreach) step), torch "
+    print(f"Training throughput (forward + backward + AdamW(fused) step), torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, float32, eager")
     peak = matmul_peak_gflops()
     print(f"fp32 matmul peak (2048x2048, best of 10): {peak:.0f} GFLOP/s")

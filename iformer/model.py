@@ -68,6 +68,12 @@ class HighMixer(nn.Module):
         return conv_path, pool_path
 
 
+# On CPU, the fused attention kernel has a fixed cost per image and head that only pays off
+# once a head holds more than about this many values (tokens x head_dim); below it, as in
+# the narrow proxies of a search, the written-out attention is faster.
+CPU_FUSED_ATTN_MIN_SIZE = 1024
+
+
 class LowMixer(nn.Module):
     """Low-frequency mixer: average-pool, multi-head self-attention, nearest upsample."""
 
@@ -87,9 +93,12 @@ class LowMixer(nn.Module):
             x = _nhwc_view(F.avg_pool2d(_nchw_view(x), self.pool_size, self.pool_size,
                                         ceil_mode=True))
         grid_h, grid_w = x.shape[1], x.shape[2]
-        qkv = self.qkv(x).reshape(batch, grid_h * grid_w, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
-        if self.fused_attn:
+        tokens = grid_h * grid_w
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim)
+        # Unbinding dim 2 makes the backward stack q, k, v grads straight into qkv's layout.
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # each (B, heads, N, head_dim)
+        if self.fused_attn and (x.device.type != "cpu"
+                                or tokens * self.head_dim > CPU_FUSED_ATTN_MIN_SIZE):
             x = F.scaled_dot_product_attention(q, k, v)
         else:
             attn = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)

@@ -75,8 +75,10 @@ def test_pooled_attention_on_an_odd_grid_covers_every_token() -> None:
 
 
 def test_fused_and_written_out_attention_agree() -> None:
+    # 128x96 px: stage 1 attends over 16x12 pooled tokens of head_dim 8, enough for the
+    # fused kernel on CPU (iformer.model.CPU_FUSED_ATTN_MIN_SIZE); later stages are smaller.
     model = seeded_model(tiny()).eval()
-    images = torch.randn(2, 3, 72, 56)
+    images = torch.randn(2, 3, 128, 96)
     with torch.no_grad():
         fused = model(images)
         written_out = iformer.set_fused_attn(model, False)(images)
