@@ -122,6 +122,10 @@ class IFormerConfig:
             if not 0 <= a <= n:
                 raise ConfigError(f"block {block} asks for {a} attention heads but stage "
                                   f"{stage} has {n} heads; use 0 to {n}.")
+            if (n - a) * self.embed_dims[stage - 1] // n == 1:
+                raise ConfigError(f"block {block} leaves 1 channel to the high-frequency mixer, "
+                                  f"which splits its channels between two paths; use a head_dim "
+                                  f"of at least 2 or {n} attention heads.")
         for stage in self.layer_scale_stages:
             if not 1 <= stage <= NUM_STAGES:
                 raise ConfigError(f"layer_scale_stages names stage {stage}; stages are 1 to "

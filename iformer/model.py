@@ -135,11 +135,6 @@ class Mixer(nn.Module):
         self.conv_fuse = nn.Conv2d(fused, fused, kernel_size=3, padding=1, bias=False,
                                    groups=fused)
         self.proj = nn.Conv2d(fused, spec.dim, kernel_size=1)
-        # y + conv_fuse(y) is one depthwise convolution whose kernel has 1 added at its
-        # centre: one pass over y instead of two, forward and backward.
-        identity = torch.zeros_like(self.conv_fuse.weight)
-        identity[:, :, 1, 1] = 1.0
-        self.register_buffer("fuse_identity", identity, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # One split (its backward is one concatenation) rather than overlapping slices.
@@ -150,8 +145,11 @@ class Mixer(nn.Module):
         if self.low_dim:
             parts.append(self.low_mixer(groups[-1]))
         y = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0].contiguous()
-        kernel = self.conv_fuse.weight + self.fuse_identity
-        y = F.conv2d(_nchw_view(y), kernel, padding=1, groups=kernel.shape[0])
+        # y + conv_fuse(y) is one depthwise convolution whose kernel has 1 added at its
+        # centre: one pass over y instead of two, forward and backward.
+        weight = self.conv_fuse.weight
+        centre = F.pad(weight.new_ones(weight.shape[0], 1, 1, 1), (1, 1, 1, 1))
+        y = F.conv2d(_nchw_view(y), weight + centre, padding=1, groups=weight.shape[0])
         return _conv1x1_channels_last(_nhwc_view(y), self.proj)
 
 

@@ -58,6 +58,8 @@ def test_preset_returns_a_fresh_config_each_time() -> None:
     (dict(img_size=0), "img_size 0 is not a positive size"),
     (dict(num_classes=-1), "num_classes is -1"),
     (dict(depths="3,3,9,3"), "depths must be a list of integers"),
+    (dict(embed_dims=[3, 192, 320, 384], attention_heads=[2] + [1] * 17),
+     "block 0 leaves 1 channel to the high-frequency mixer"),
     (dict(embed_dims=[96, 192.5, 320, 384]), "embed_dims must hold integers, got 192.5"),
 ])
 def test_invalid_configs_say_what_is_wrong(overrides: dict, message: str) -> None:

@@ -62,6 +62,16 @@ def test_analytic_flops_equal_fvcore_with_mlp_ratio_and_pool_options() -> None:
     assert iformer.count_flops(config) == fvcore_flops(config, 76, 76)
 
 
+def test_analytic_flops_and_params_with_odd_head_dims() -> None:
+    # head_dim 3, 5, 7, 7: the high-frequency mixer gets odd channel counts, split unevenly.
+    config = iformer.IFormerConfig(depths=[1, 1, 1, 1], embed_dims=[6, 10, 21, 28],
+                                   num_heads=[2, 2, 3, 4], attention_heads=[1, 1, 1, 2],
+                                   num_classes=5, img_size=64)
+    assert iformer.count_flops(config) == fvcore_flops(config, 64, 64)
+    model = iformer.create_model(config)
+    assert iformer.count_params(config) == sum(p.numel() for p in model.parameters())
+
+
 def test_flops_of_a_square_size_given_as_int_or_pair_agree() -> None:
     config = iformer.preset("small")
     assert iformer.count_flops(config, 224) == iformer.count_flops(config, (224, 224)) \

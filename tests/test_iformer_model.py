@@ -119,6 +119,19 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_meta_device_build_then_load_gives_the_same_model() -> None:
+    # Large models are often built on the meta device and then loaded: nothing the model
+    # computes may live outside its state dict.
+    source = seeded_model(tiny()).eval()
+    with torch.device("meta"):
+        model = iformer.create_model(tiny())
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(source.state_dict(), strict=True)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(images), source(images))
+
+
 def test_model_keeps_its_own_copy_of_the_config() -> None:
     config = tiny()
     model = iformer.create_model(config)
