@@ -12,6 +12,8 @@ from .config import (
     BlockSpec,
     ConfigError,
     IFormerConfig,
+    load_config,
+    parse_image_size,
     preset,
     preset_name,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "PAPER_DROP_PATH", "PAPER_TOP1", "PRESET_NAMES", "BlockSpec", "ConfigError",
     "FlopsBreakdown", "IFormerConfig", "InceptionTransformer", "RampCostTable",
     "checkpoint_filter_fn", "count_flops", "count_params", "create_model",
-    "create_model_from_file", "flops_breakdown", "preset", "preset_name", "ramp_cost_table",
+    "create_model_from_file", "flops_breakdown", "load_config", "parse_image_size", "preset",
+    "preset_name", "ramp_cost_table",
     "set_fused_attn", "stage_grids",
 ]

@@ -322,3 +322,25 @@ def preset(name: str, **overrides: Any) -> IFormerConfig:
         raise ConfigError(f"unknown iFormer option(s) {', '.join(unknown)}.")
     fields.update(overrides)
     return IFormerConfig(**fields)
+
+
+def load_config(base: str) -> IFormerConfig:
+    """A preset name (``iformer_small``, ``small``, ``iformer_base_384``, ...) or the path of a
+    YAML/JSON model config file."""
+    if base.endswith((".yaml", ".yml", ".json")):
+        return IFormerConfig.load(base)
+    return preset(base)
+
+
+def parse_image_size(text: str | int, option: str = "--img-size") -> tuple[int, int]:
+    """``224``, ``224x320`` or ``224*320`` as (height, width)."""
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise ConfigError(f"{option} {text!r} is not an image size; give one number (224) or "
+                          f"HEIGHTxWIDTH (224x320).")
+    return sizes[0], sizes[-1]
+

@@ -118,13 +118,6 @@ def _listing(trials: list[FrozenTrial]) -> str:
 
 
 # ------------------------------------------------------------------------ the exported files
-def base_config(base: str) -> IFormerConfig:
-    """The study's base model: a preset name or a model config file."""
-    if base.endswith((".yaml", ".yml", ".json")):
-        return IFormerConfig.load(base)
-    return iformer.preset(base)
-
-
 def imagenet_config(base: IFormerConfig, ramp: list[int]) -> IFormerConfig:
     """The full-size ImageNet model of a ramp: 1000 classes at 224 px, with the paper's drop
     path for its size."""
@@ -256,7 +249,7 @@ def export_trial(location: study_lib.StudyLocation, which: str = "best",
                         f"written by `rampsearch run`, run that again for this study.")
     study = study_lib.load_study(location)
     trial = choose_trial(study, which)
-    config = imagenet_config(base_config(base_name), list(trial.user_attrs[study_lib.RAMP]))
+    config = imagenet_config(iformer.load_config(base_name), list(trial.user_attrs[study_lib.RAMP]))
     recipe, files = write_export(out or location.folder / EXPORT_FOLDER, config, trial,
                                  location.name)
     return ExportedModel(trial=trial.number, role=trial.user_attrs.get(study_lib.ROLE, ""),

@@ -75,7 +75,7 @@ def resolve_base(base: str | IFormerConfig) -> tuple[IFormerConfig, str]:
     if isinstance(base, IFormerConfig):
         return base, "custom"
     if base.endswith((".yaml", ".yml", ".json")):
-        return IFormerConfig.load(base), base
+        return iformer.load_config(base), base
     short = iformer.preset_name(base)
     suffix = "_384" if base.strip().lower().endswith("_384") else ""
     return iformer.preset(base), f"iformer_{short}{suffix}"

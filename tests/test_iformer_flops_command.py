@@ -55,8 +55,8 @@ def test_base_from_a_model_file(tmp_path, capsys) -> None:
     (["--attention-heads", "1,x"], "is not a comma-separated list of integers"),
     (["--attention-heads", ",".join(["4"] * 18)], "block 0 asks for 4 attention heads but "
                                                   "stage 1 has 3 heads"),
-    (["--img-size", "abc"], "--img-size 'abc' is not a size"),
-    (["--img-size", "0"], "is not a size"),
+    (["--img-size", "abc"], "--img-size 'abc' is not an image size"),
+    (["--img-size", "0"], "is not an image size"),
     (["--base", "iformer_tiny"], "unknown iFormer preset 'iformer_tiny'"),
     (["--base", "missing.yaml"], "cannot read model config missing.yaml"),
 ])

@@ -6,7 +6,7 @@ import argparse
 import json
 
 import iformer
-from iformer import ConfigError, IFormerConfig
+from iformer import ConfigError
 
 from ..errors import UserError
 
@@ -34,35 +34,15 @@ def parse_ramp(text: str) -> list[int]:
                         f"integers, e.g. 1,1,1,3,3,3,...") from None
 
 
-def parse_img_size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        sizes = [int(p) for p in parts]
-    except ValueError:
-        sizes = []
-    if len(sizes) not in (1, 2) or min(sizes) < 1:
-        raise UserError(f"--img-size {text!r} is not a size; give one number (224) or "
-                        f"HEIGHTxWIDTH (224x320).")
-    return (sizes[0], sizes[-1])
-
-
-def load_base(base: str) -> IFormerConfig:
-    """A preset name or a model config file."""
-    if base.endswith((".yaml", ".yml", ".json")):
-        return IFormerConfig.load(base)
-    return iformer.preset(base)
-
-
 def run(args: argparse.Namespace) -> int:
-    config = load_base(args.base)
+    config = iformer.load_config(args.base)
     if args.attention_heads is not None:
         try:
             config = config.with_ramp(parse_ramp(args.attention_heads))
         except ConfigError as exc:
             raise UserError(f"--attention-heads: {exc}") from None
-    img_size = parse_img_size(args.img_size) or config.input_size
+    img_size = (iformer.parse_image_size(args.img_size) if args.img_size is not None
+                else config.input_size)
     breakdown = iformer.flops_breakdown(config, img_size)
     params = iformer.count_params(config)
     blocks = config.blocks()

@@ -6,8 +6,9 @@ import argparse
 import json
 from typing import Any
 
+import iformer
 import search_spaces
-from search_spaces import Budget, SearchSpace, SpaceError, format_flops
+from search_spaces import Budget, SearchSpace, format_flops
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,20 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def parse_resolution(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        sizes = [int(p) for p in parts]
-    except ValueError:
-        sizes = []
-    if len(sizes) not in (1, 2) or min(sizes) < 1:
-        raise SpaceError(f"--budget-resolution {text!r} is not an image size; give one number "
-                         f"(224) or HEIGHTxWIDTH (224x320).")
-    return sizes[0], sizes[-1]
-
-
 def run(args: argparse.Namespace) -> int:
-    img_size = parse_resolution(args.budget_resolution)
+    img_size = iformer.parse_image_size(args.budget_resolution, "--budget-resolution")
     budget = search_spaces.parse_budget(args.budget, img_size) if args.budget is not None else None
     base = args.base
     if base is None:
