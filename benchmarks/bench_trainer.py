@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"proxy trainer, iformer_small at width {settings.width}, {settings.resolution} px, "
           f"batch {settings.batch_size}, {settings.train_samples} train / "
           f"{settings.val_samples} val images of fashion-mnist, torch {torch.__version__}")
+    # Other processes on the CPUs change every number here; an active OpenMP wait policy
+    # (the default) makes 2 threads many times slower when a core is busy elsewhere.
+    print(f"load average at start {os.getloadavg()[0]:.2f}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     print()
     print("threads  bare img/s  bare img/s  trainer img/s  trainer/bare  overhead")
     print("         (before)    (after)")
