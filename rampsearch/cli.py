@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# Before torch is imported: OpenMP's default (active) wait policy spins idle threads, which
+# slows a multi-threaded trial many times over when another trial shares the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
 import importlib
 import pkgutil
 import sys

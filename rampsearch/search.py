@@ -266,7 +266,9 @@ def start_ray(plan: SearchPlan) -> None:
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR",
                                   log_to_driver=False)
     if plan.ray_address:
-        ray.init(address=plan.ray_address, **kwargs)
+        # Local workers inherit the driver's environment; a cluster's get it this way.
+        env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        ray.init(address=plan.ray_address, runtime_env={"env_vars": env}, **kwargs)
     else:
         ray.init(address="local", **kwargs)
 

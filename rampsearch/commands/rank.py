@@ -63,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
 def reevaluate(args: argparse.Namespace, location: study_lib.StudyLocation, study, frame,
                options: dict, settings: dict) -> int:
-    from ..data import load_proxy_data
     from ..plan import build_plan
-    from ..proxy import ProxySettings
+    from ..proxy import ProxySettings, load_data_for
     from ..ranking import format_reeval, leaders, reeval_jobs, reeval_summary
     from ..search import execute
 
@@ -81,9 +80,7 @@ def reevaluate(args: argparse.Namespace, location: study_lib.StudyLocation, stud
     print(f"\nre-evaluating {len(chosen)} ramps x {args.seeds} seeds at {epochs} epochs "
           f"({len(jobs)} trainings left)")
     if jobs:
-        data = load_proxy_data(options["data"], resolution=proxy.resolution,
-                               train_samples=proxy.train_samples, val_samples=proxy.val_samples,
-                               seed=proxy.seed)
+        data = load_data_for(options["data"], proxy)
         from ..progress import Progress
 
         progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,

@@ -13,7 +13,7 @@ from .. import study as study_lib
 from ..data import ProxyData
 from ..errors import UserError
 from ..plan import SearchPlan, build_plan, stored_options
-from ..proxy import ProxySettings, add_proxy_arguments, settings_from_args
+from ..proxy import ProxySettings, add_proxy_arguments, load_data_for, settings_from_args
 from ..samplers import SAMPLERS, make_sampler
 
 # Defaults applied after --config and --resume have filled what the command line left out.
@@ -121,8 +121,6 @@ def apply_defaults(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..data import load_proxy_data
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say it better
     merge_config_file(args)
     merge_resumed(args)
@@ -132,9 +130,7 @@ def run(args: argparse.Namespace) -> int:
                                if stored_proxy else None)
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
-    data = load_proxy_data(str(args.data), resolution=proxy.resolution,
-                           train_samples=proxy.train_samples, val_samples=proxy.val_samples,
-                           seed=proxy.seed)
+    data = load_data_for(str(args.data), proxy)  # the same images for every trial
     study = study_lib.create_or_check_study(plan.location, plan.settings, sampler,
                                             resume=args.resume)
     study_lib.write_run_file(plan.location, plan.settings, args.trials)
