@@ -4,9 +4,10 @@ The module tree and parameter names follow the reference release, so its ImageNe
 checkpoints load with ``strict=True``. Inside a block, tokens stay channels-last
 (B, H, W, C): 1x1 convolutions run as matmuls on that layout, depthwise convolutions and
 pooling run on a channels-last NCHW view of the same memory, and attention goes through
-``scaled_dot_product_attention`` (``TIMM_FUSED_ATTN=0`` writes it out as matmuls so tracing
-FLOP counters can see it). A block may give all of its channels to one mixer
-(``attention_heads`` 0 or ``num_heads``); the empty mixer then has no parameters.
+``scaled_dot_product_attention`` where that is faster. :func:`set_fused_attn` (or
+``TIMM_FUSED_ATTN=0`` before construction) writes attention out as matmuls, so tracing FLOP
+counters can see it. A block may give all of its channels to one mixer (``attention_heads``
+0 or ``num_heads``); the empty mixer then has no parameters.
 """
 
 from __future__ import annotations
