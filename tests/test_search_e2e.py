@@ -226,3 +226,20 @@ def test_diverging_trials_are_recorded_and_the_study_finishes(tmp_path):
         assert trial.user_attrs["status"] == "diverged"
         assert trial.user_attrs["end_reason"]
     assert "failed 6" in done.stdout
+
+
+def test_rank_reevaluates_the_leaders_with_seeds(searched):
+    results, _ = searched
+    done = rampsearch("rank", "--results", str(results), "--study", "e2e", "--reeval-top", "1",
+                      "--seeds", "2", "--epochs", "1")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "mean top-1" in done.stdout and "paper ramp" in done.stdout
+    study = load(results, "e2e")
+    runs = ended(study, "reeval")
+    assert len(runs) == 4  # the leader and the paper's ramp, two seeds each
+    assert {t.user_attrs["seed"] for t in runs} == {0, 1}
+    assert all(not t.params for t in runs)  # another fidelity: kept away from the sampler
+    again = rampsearch("rank", "--results", str(results), "--study", "e2e", "--reeval-top", "1",
+                       "--seeds", "2", "--epochs", "1")
+    assert again.returncode == 0 and "(0 trainings left)" in again.stdout
+    assert len(ended(load(results, "e2e"), "reeval")) == 4
