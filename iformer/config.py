@@ -343,4 +343,3 @@ def parse_image_size(text: str | int, option: str = "--img-size") -> tuple[int, 
         raise ConfigError(f"{option} {text!r} is not an image size; give one number (224) or "
                           f"HEIGHTxWIDTH (224x320).")
     return sizes[0], sizes[-1]
-

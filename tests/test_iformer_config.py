@@ -144,3 +144,24 @@ def test_blocks_describe_every_block() -> None:
     assert blocks[6].low_dim == 7 * 32 and blocks[6].high_dim == 320 - 7 * 32
     assert config.high_ratios()[0] == pytest.approx(2 / 3)
     assert config.with_ramp([0] * 18).high_ratios() == [1.0] * 18
+
+
+def test_load_config_from_a_preset_name_or_a_file(tmp_path) -> None:
+    assert iformer.load_config("iformer_base") == iformer.preset("base")
+    assert iformer.load_config("iformer_small_384").img_size == 384
+    path = iformer.preset("small").scaled(0.5).save(tmp_path / "proxy.json")
+    assert iformer.load_config(str(path)) == iformer.preset("small").scaled(0.5)
+    with pytest.raises(ConfigError, match="unknown iFormer preset"):
+        iformer.load_config("iformer_huge")
+
+
+@pytest.mark.parametrize(("text", "size"), [("224", (224, 224)), ("224x320", (224, 320)),
+                                            ("192*256", (192, 256)), (64, (64, 64))])
+def test_parse_image_size(text, size: tuple[int, int]) -> None:
+    assert iformer.parse_image_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "224x", "1x2x3", "-5"])
+def test_parse_image_size_rejects_non_sizes(text: str) -> None:
+    with pytest.raises(ConfigError, match="is not an image size"):
+        iformer.parse_image_size(text, option="--size")
