@@ -90,7 +90,8 @@ def leaderboard(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
     frame["pareto"] = pareto_mask(frame)
     paper = frame[(frame["role"] == "baseline:paper") & (frame["status"] == "completed")]
     paper_top1 = paper["top1"].iloc[0] if len(paper) else float("nan")
-    frame["vs_paper"] = frame["top1"] - paper_top1
+    # Only full-length scores are compared with the paper's (a truncated score is not).
+    frame["vs_paper"] = (frame["top1"] - paper_top1).where(frame["status"] == "completed")
     frame["_order"] = frame["status"].map(_STATUS_ORDER).fillna(9)
     frame = frame.sort_values(["_order", "top1", "gflops"], ascending=[True, False, True],
                               na_position="last").drop(columns="_order")

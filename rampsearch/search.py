@@ -76,7 +76,11 @@ def train_trial(config: dict[str, Any], data: ProxyData, base: dict[str, Any],
     model_config = IFormerConfig.from_dict(base).with_ramp(config["ramp"])
 
     def report_epoch(metrics: Any) -> bool:
-        tune.report({**_metrics_dict(metrics), "final": False})
+        # The last epoch's report is the final one: a scheduler that stops trials at max_t
+        # (ASHA) would otherwise end a full-length trial before its outcome is reported.
+        last = metrics.epoch >= settings.epochs
+        outcome = {"status": "completed", "reason": "completed"} if last else {}
+        tune.report({**_metrics_dict(metrics), "final": last, **outcome})
         return False
 
     try:
@@ -86,6 +90,8 @@ def train_trial(config: dict[str, Any], data: ProxyData, base: dict[str, Any],
         tune.report({"final": True, "status": "failed",
                      "reason": f"{type(exc).__name__}: {exc}"[:500], "epoch": 0})
         return
+    if result.status == "completed" and result.epochs_run >= settings.epochs:
+        return  # reported with the last epoch
     tune.report({"final": True, "status": result.status, "reason": result.reason,
                  "epoch": result.epochs_run, "top1": result.top1, "top5": result.top5,
                  "val_loss": result.val_loss, "wall_s": result.wall_s})
@@ -135,12 +141,13 @@ class RampSearcher(Searcher):
                 "label": job.label, "seed": job.seed}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self.live or result.get("final"):
+        if trial_id not in self.live:
             return
         trial, job = self.live[trial_id]
-        if self.report_curves and "top1" in result and "epoch" in result:
+        if self.report_curves and "top1" in result and result.get("epoch"):
             trial.report(float(result["top1"]), step=int(result["epoch"]))  # live curves
-        self.on_event("epoch", job, result)
+        if not result.get("final"):
+            self.on_event("epoch", job, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:

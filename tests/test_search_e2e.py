@@ -243,3 +243,24 @@ def test_rank_reevaluates_the_leaders_with_seeds(searched):
                        "--seeds", "2", "--epochs", "1")
     assert again.returncode == 0 and "(0 trainings left)" in again.stdout
     assert len(ended(load(results, "e2e"), "reeval")) == 4
+
+
+def test_asha_stops_weak_trials_which_never_rank_above_full_ones(tmp_path):
+    done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "2", "--scheduler", "asha",
+                      "--results", str(tmp_path), "--study", "asha", "--data", "synthetic",
+                      "--epochs", "4", "--train-samples", "128", "--batch-size", "64",
+                      "--width", "0.125")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    study = load(tmp_path, "asha")
+    trained = ended(study, "candidate") + ended(study, "baseline")
+    full = [t for t in trained if t.user_attrs["epochs_reached"] == 4]
+    stopped = [t for t in trained if t.user_attrs["epochs_reached"] < 4]
+    assert full and stopped  # ASHA let some run to the end and stopped others at a rung
+    assert all(t.state == TrialState.COMPLETE for t in full)
+    assert all(t.state == TrialState.PRUNED and t.user_attrs["status"] == "stopped"
+               for t in stopped)
+    from rampsearch.leaderboard import leaderboard
+
+    frame = leaderboard(study, [3, 3, 9, 3])
+    statuses = list(frame["status"])
+    assert statuses == sorted(statuses, key=lambda s: s != "completed")
