@@ -7,11 +7,16 @@ round counts (rounds disturbed by other work on the machine only get slower). Ac
 GFLOP/s use the analytic forward FLOPs x3 for forward + backward, at 2 flops per multiply-add,
 next to this machine's fp32 matmul peak measured in the same run.
 
-    python -m benchmarks.bench_model_speed
+The table is printed twice: with all of torch's threads, timed by the wall clock (the
+throughput a user sees), and with one thread, timed by the process's CPU time, which other
+jobs on a shared machine disturb far less.
+
+    python -m benchmarks.bench_model_speed [--threads N ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -44,18 +49,22 @@ def settings() -> list[Setting]:
     ]
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Best fp32 matmul rate on this machine, in GFLOP/s (2 flops per multiply-add)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+MATMUL_SIZE = 2048
+
+
+def matmul_gflops(clock: Callable[[], float], repeats: int = 1) -> float:
+    """Best fp32 rate of a square matmul over ``repeats`` tries, in GFLOP/s (2 flops per
+    multiply-add). Measured between the rounds too, so a busy moment does not lower it."""
+    a, b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
     torch.mm(a, b)
-    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
-    return 2 * size ** 3 / best / 1e9
+    best = min(_seconds(lambda: torch.mm(a, b), clock) for _ in range(repeats))
+    return 2 * MATMUL_SIZE ** 3 / best / 1e9
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _seconds(fn: Callable[[], object], clock: Callable[[], float]) -> float:
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def training_step(model: nn.Module, images: torch.Tensor,
@@ -79,7 +88,7 @@ def same_function(ours: nn.Module, baseline: nn.Module, images: torch.Tensor) ->
         return (ours(images) - baseline(images)).abs().max().item()
 
 
-def run_setting(setting: Setting) -> dict[str, object]:
+def run_setting(setting: Setting, clock: Callable[[], float]) -> dict[str, object]:
     config = setting.config
     torch.manual_seed(0)
     ours = iformer.create_model(config)
@@ -95,29 +104,38 @@ def run_setting(setting: Setting) -> dict[str, object]:
     for step in steps.values():  # warm-up: allocator, oneDNN primitives
         step(), step()
     rounds: dict[str, list[float]] = {name: [] for name in steps}
+    peak = 0.0
     for _ in range(setting.rounds):
+        peak = max(peak, matmul_gflops(clock))
         for name, step in steps.items():
-            seconds = _seconds(lambda s=step: [s() for _ in range(setting.steps_per_round)])
+            seconds = _seconds(lambda s=step: [s() for _ in range(setting.steps_per_round)],
+                               clock)
             rounds[name].append(setting.steps_per_round * setting.batch / seconds)
     flops_per_image = 2 * 3 * iformer.count_flops(config)
-    return dict(setting=setting, error=error, flops_per_image=flops_per_image,
+    return dict(setting=setting, error=error, flops_per_image=flops_per_image, peak=peak,
                 best={n: max(v) for n, v in rounds.items()},
                 median={n: statistics.median(v) for n, v in rounds.items()})
 
 
-def main() -> None:
-    print(f"Training throughput (forward + backward + AdamW(fused) step), torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, float32, eager")
-    peak = matmul_peak_gflops()
-    print(f"fp32 matmul peak (2048x2048, best of 10): {peak:.0f} GFLOP/s")
+def print_table(threads: int) -> None:
+    torch.set_num_threads(threads)
+    # One thread: CPU time of this process. More: the wall clock.
+    clock, clock_name = ((time.process_time, "CPU time") if threads == 1
+                         else (time.perf_counter, "wall clock"))
+    print(f"\nTraining throughput (forward + backward + AdamW(fused) step), torch "
+          f"{torch.__version__}, {threads} thread(s), {clock_name}, float32, eager")
+    peak = matmul_gflops(clock, repeats=5)
+    results = [run_setting(setting, clock) for setting in settings()]
+    peak = max([peak] + [result["peak"] for result in results])
+    print(f"fp32 matmul peak ({MATMUL_SIZE}x{MATMUL_SIZE}, best over the run): "
+          f"{peak:.0f} GFLOP/s")
     header = (f"{'setting':<27} {'batch':>5} {'max err':>8} {'baseline img/s':>14} "
               f"{'ours img/s':>10} {'ratio':>6} {'(median)':>8} {'ours GFLOP/s':>12} "
               f"{'of peak':>7}")
     print(header)
     print("-" * len(header))
-    for setting in settings():
-        result = run_setting(setting)
-        best, median = result["best"], result["median"]
+    for result in results:
+        setting, best, median = result["setting"], result["best"], result["median"]
         gflops = best["ours"] * result["flops_per_image"] / 1e9
         print(f"{setting.name:<27} {setting.batch:>5} {result['error']:>8.1e} "
               f"{best['baseline']:>14.1f} {best['ours']:>10.1f} "
@@ -127,5 +145,14 @@ def main() -> None:
     print("targets: ratio >= 1.3x at the proxy setting, >= 1.0x at 224 px")
 
 
+def main(threads: list[int] | None = None) -> None:
+    available = torch.get_num_threads()
+    for count in threads or sorted({available, 1}, reverse=True):
+        print_table(count)
+    torch.set_num_threads(available)
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", help="thread counts to run with")
+    main(parser.parse_args().threads)
