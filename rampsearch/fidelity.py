@@ -300,6 +300,16 @@ def noise_and_spread(scores: Mapping[str, Sequence[float]]) -> NoiseSpread:
     return NoiseSpread(noise, spread, seeds)
 
 
+def ramps_differ_p(scores: Mapping[str, Sequence[float]]) -> float:
+    """p-value of one-way ANOVA over the ramps measured with >= 2 seeds: small when the
+    ramps differ by more than seed noise explains, near 1 when the setting cannot tell them
+    apart at all."""
+    groups = [list(s) for s in scores.values() if len(s) > 1]
+    if len(groups) < 2 or all(np.ptp(g) == 0 for g in groups):
+        return math.nan
+    return float(stats.f_oneway(*groups).pvalue)
+
+
 def seed_agreement(scores: Mapping[str, Sequence[float]]) -> float:
     """Mean Kendall tau between the rankings that two single seeds give (over seed pairs,
     each over the ramps measured with both): how reproducible one seed's ranking is."""
@@ -378,12 +388,13 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             noise = noise_and_spread(scores)
             row.update(noise_std=noise.noise_std, spread_std=noise.spread_std,
                        noise_to_spread=noise.noise_to_spread, reliability=noise.reliability,
-                       seed_tau=seed_agreement(scores),
+                       ramps_differ_p=ramps_differ_p(scores), seed_tau=seed_agreement(scores),
                        cpu_min_per_trial=cpu_minutes_per_trial(runs, scorer))
         rows.append(row)
     columns = ["scorer", "ramps", "kendall_tau", "tau_p", "tau_low", "tau_high",
                "spearman_rho", "rho_p", "top_k", "top_k_overlap", "noise_std", "spread_std",
-               "noise_to_spread", "reliability", "seed_tau", "cpu_min_per_trial"]
+               "noise_to_spread", "reliability", "ramps_differ_p", "seed_tau",
+               "cpu_min_per_trial"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
@@ -426,8 +437,8 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame) -> str:
             f"{row['grad_norm']:>9.4g}")
     lines.append("")
     lines.append(f"{'against reference':<18} {'tau':>6} {'95% interval':>15} {'p':>6} "
-                 f"{'rho':>6} {'top-k':>6}   {'noise':>6} {'spread':>6} {'seed tau':>8} "
-                 f"{'CPU-min/trial':>13}")
+                 f"{'rho':>6} {'top-k':>6}   {'noise':>6} {'spread':>6} {'differ p':>8} "
+                 f"{'seed tau':>8} {'CPU-min/trial':>13}")
     for _, row in summary.iterrows():
         interval = ("" if pd.isna(row["tau_low"])
                     else f"[{row['tau_low']:+.2f}, {row['tau_high']:+.2f}]")
@@ -437,7 +448,8 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame) -> str:
             f"{row['scorer']:<18} {_num(row['kendall_tau'], '+.2f'):>6} {interval:>15} "
             f"{_num(row['tau_p'], '.3f'):>6} {_num(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
             f"{_num(row['noise_std'], '.2f'):>6} {_num(row['spread_std'], '.2f'):>6} "
-            f"{_num(row['seed_tau'], '+.2f'):>8} {_num(row['cpu_min_per_trial'], '.2f'):>13}")
+            f"{_num(row['ramps_differ_p'], '.3f'):>8} {_num(row['seed_tau'], '+.2f'):>8} "
+            f"{_num(row['cpu_min_per_trial'], '.2f'):>13}")
     return "\n".join(lines)
 
 

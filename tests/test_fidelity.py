@@ -22,6 +22,7 @@ from rampsearch.fidelity import (
     noise_and_spread,
     parse_settings,
     ramp_table,
+    ramps_differ_p,
     rank_agreement,
     seed_agreement,
     summary_table,
@@ -93,6 +94,12 @@ def test_noise_against_spread_two_ramps():
     assert noise.reliability == pytest.approx(1 - (2 / 2) / 8)
     pure_noise = noise_and_spread({"a": [0.0, 4.0], "b": [4.0, 0.0]})
     assert pure_noise.spread_std == 0 and math.isnan(pure_noise.reliability)
+
+
+def test_ramps_differ_p():
+    assert ramps_differ_p({"a": [1.0, 1.1], "b": [5.0, 5.1]}) < 0.01
+    assert ramps_differ_p({"a": [1.0, 5.0], "b": [5.0, 1.0], "c": [3.0]}) == pytest.approx(1.0)
+    assert math.isnan(ramps_differ_p({"a": [1.0, 2.0], "b": [3.0]}))
 
 
 def test_seed_agreement():

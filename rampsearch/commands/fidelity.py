@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the trusted setting; pairs change the --proxy setting (default: 4x the epochs)")
     add("--no-zero-cost", dest="zero_cost", action="store_false",
         help="skip the zero-cost scores")
+    add("--no-train", dest="train", action="store_false",
+        help="train nothing: tables and report of what the study holds (e.g. after Ctrl-C)")
     add("--study", help="study name (default: fidelity-<base>-<space>[-<budget>])")
     add("--results", default="results", type=Path, help="output folder")
     add("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial")
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"proxy      {describe_settings(proxy)}")
     print(f"reference  {describe_settings(reference)}")
     for name, settings in (("proxy", proxy), ("reference", reference)):
-        if train_setting(study, plan, args, ramps, name, settings) == 130:
+        if args.train and train_setting(study, plan, args, ramps, name, settings) == 130:
             return 130
     if args.zero_cost:
         store_zero_cost(study, plan, args, ramps, proxy)
