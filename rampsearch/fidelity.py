@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import math
 import random
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,21 +473,24 @@ def fidelity_tables(study: optuna.Study, depths: Sequence[int]
 
 
 # --------------------------------------------------------------------------- trust warning
-# From the measurement published in docs/fidelity.md (fashion-mnist, iformer_small, K = 8
-# ramps, 2 seeds): the least proxy fidelity expected to rank ramps with Kendall tau >=
-# TRUST_TAU against a reference trained 4x longer. Settings below any of these get a warning.
+# Measured (docs/fidelity.md: fashion-mnist, iformer_small ramps near 4.8 GFLOPs, K = 8, two
+# seeds): up to these settings the ramps were not told apart beyond seed noise. The default
+# 3-epoch proxy ranked them at Kendall tau -0.18 against 12 epochs (goal TRUST_TAU), and even
+# two 12-epoch seeds agreed only at tau 0.22. The fidelity that reaches TRUST_TAU lies above
+# all of these; settings higher in any of them were not measured and get no warning.
 TRUST_TAU = 0.6
-TRUSTED_MINIMUM = {"epochs": 3, "width": 0.25, "resolution": 64, "train_samples": 5000}
+MEASURED_UNTRUSTED = {"epochs": 12, "width": 0.25, "resolution": 64, "train_samples": 5000}
 
 
 def trust_warning(settings: ProxySettings) -> str | None:
-    """A warning line when ``settings`` are below the fidelity measured to rank ramps with
-    Kendall tau >= TRUST_TAU; None when they are not."""
-    below = [f"{name} {getattr(settings, name):g} < {least:g}"
-             for name, least in TRUSTED_MINIMUM.items() if getattr(settings, name) < least]
-    if not below:
+    """A warning when ``settings`` are nowhere above the range measured not to reach Kendall
+    tau TRUST_TAU (MEASURED_UNTRUSTED); None when any of them is higher."""
+    if any(getattr(settings, name) > most for name, most in MEASURED_UNTRUSTED.items()):
         return None
-    return (f"warning    proxy below the fidelity measured to rank ramps with Kendall tau >= "
-            f"{TRUST_TAU} against a 4x longer training ({', '.join(below)}): differences "
-            f"between close ramps may be seed noise. Re-rank the leaders with `rampsearch rank "
-            f"--reeval-top 5`; see docs/fidelity.md.")
+    text = (f"warning    at these proxy settings one seed's ranking of ramps near the budget is "
+            f"mostly seed noise. Measured on fashion-mnist (docs/fidelity.md): the default "
+            f"3-epoch proxy ranked 8 ramps at Kendall tau -0.18 against 12 epochs (goal "
+            f"{TRUST_TAU}); seed noise (0.9 top-1) exceeded the spread between ramps (0.6). "
+            f"Treat the leaderboard as a shortlist and re-rank its top with seeds: "
+            f"`rampsearch rank --reeval-top 5 --seeds 8 --epochs 12`.")
+    return textwrap.fill(text, width=100, subsequent_indent=" " * 11)

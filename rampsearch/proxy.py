@@ -42,7 +42,9 @@ DATA_SUBSET_SEED = 0  # every trial sees the same images, so trials differ by ra
 @dataclass
 class ProxySettings:
     """How one proxy trial trains. Defaults chosen by measurement (benchmarks/README.md):
-    about a minute per trial of iformer_small on a 2-core CPU."""
+    about a minute per trial of iformer_small on a 2-core CPU. Kept after measuring rank
+    fidelity (docs/fidelity.md): neither these nor 4x the epochs tell ramps near a budget apart
+    beyond seed noise, so nothing measured ranks better per CPU-minute; `run` warns."""
 
     width: float = 0.25  # head_dim 32 -> 8
     resolution: int = 64

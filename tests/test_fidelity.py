@@ -13,7 +13,7 @@ from scipy import stats
 from rampsearch import cli
 from rampsearch.errors import UserError
 from rampsearch.fidelity import (
-    TRUSTED_MINIMUM,
+    MEASURED_UNTRUSTED,
     bootstrap_tau_interval,
     choose_ramps,
     default_top_k,
@@ -239,13 +239,13 @@ def test_choose_ramps_refuses_an_impossible_count():
 
 
 # ------------------------------------------------------------------------- trust warning
-def test_trust_warning_names_what_is_below_the_measured_fidelity():
-    trusted = dataclasses.replace(ProxySettings(), **TRUSTED_MINIMUM,
-                                  batch_size=min(64, TRUSTED_MINIMUM["train_samples"]))
-    assert trust_warning(trusted) is None
-    assert trust_warning(dataclasses.replace(trusted, epochs=trusted.epochs * 4)) is None
-    low = dataclasses.replace(trusted, epochs=1, width=trusted.width / 2)
-    warning = trust_warning(low)
-    assert warning.startswith("warning")
-    assert "epochs 1 <" in warning and "width" in warning and "resolution" not in warning
-    assert "docs/fidelity.md" in warning
+def test_trust_warning_within_the_measured_range_only():
+    warning = trust_warning(ProxySettings())
+    assert warning.startswith("warning") and "docs/fidelity.md" in warning
+    assert all(len(line) <= 100 for line in warning.splitlines())
+    measured = dataclasses.replace(ProxySettings(), **MEASURED_UNTRUSTED)
+    assert trust_warning(measured) is not None
+    assert trust_warning(dataclasses.replace(ProxySettings(), epochs=1, width=0.125)) is not None
+    for name, most in MEASURED_UNTRUSTED.items():
+        higher = most * 2 if isinstance(most, int) else most + 0.25
+        assert trust_warning(dataclasses.replace(measured, **{name: higher})) is None, name
