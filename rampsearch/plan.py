@@ -5,6 +5,7 @@ Everything a user can get wrong is checked here, before Ray starts or anything t
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from search_spaces import (
 )
 
 from . import study as study_lib
+from .errors import UserError
 from .proxy import ProxySettings
 from .samplers import objectives_for
 
@@ -42,6 +44,26 @@ class SearchPlan:
     gpus_per_trial: float
     max_concurrent: int | None   # None: as many as the Ray cluster's CPUs allow
     ray_address: str | None
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """--cpus-per-trial, --gpus-per-trial, --max-concurrent, --ray-address. Without
+    ``defaults`` they default to None, for commands that fill them from a file first."""
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0 if defaults else None,
+                        help="CPUs Ray reserves per trial (1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0 if defaults else None,
+                        help="GPUs Ray reserves per trial (0)")
+    parser.add_argument("--max-concurrent", type=int,
+                        help="trials at once (default: all that the CPUs allow)")
+    parser.add_argument("--ray-address",
+                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+
+
+def check_resources(options: dict[str, Any]) -> None:
+    if not float(options["cpus_per_trial"]) > 0 or float(options["gpus_per_trial"]) < 0:
+        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
+    if options["max_concurrent"] is not None and int(options["max_concurrent"]) < 1:
+        raise UserError(f"--max-concurrent {options['max_concurrent']}: give at least 1.")
 
 
 def resolve_space(options: dict[str, Any]) -> tuple[Budget, SearchSpace, BudgetCheck]:
@@ -64,6 +86,7 @@ def ray_address(options: dict[str, Any]) -> str | None:
 
 
 def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
+    check_resources(options)
     budget, space, check = resolve_space(options)
     results = Path(options["results"])
     name = study_lib.check_study_name(options["study"] or default_study_name(space, budget))

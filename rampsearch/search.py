@@ -203,7 +203,7 @@ def ask_feasible(study: optuna.Study, plan: SearchPlan) -> tuple[optuna.Trial, l
 
 def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: str) -> None:
     config = plan.space.base.with_ramp(ramp)
-    flops = iformer.count_flops(config, plan.budget.img_size)
+    flops = plan.space.flops(ramp, plan.budget.img_size)  # the cost table the search prices with
     trial.set_user_attr(study_lib.ROLE, role)
     trial.set_user_attr(study_lib.RAMP, list(ramp))
     trial.set_user_attr("high_ratios", [round(r, 4) for r in config.high_ratios()])

@@ -48,6 +48,8 @@ def test_bad_config_file(tmp_path, text, message):
     (["--budget", "4.8G", "--storage", "nosuchdb://x/y"], "cannot open the study storage"),
     (["--budget", "4.8G", "--sampler", "cmaes"], "cmaes needs a continuous space"),
     (["--budget", "4.8G", "--trials", "0"], "at least 1 candidate"),
+    (["--budget", "4.8G", "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+    (["--budget", "4.8G", "--max-concurrent", "0"], "--max-concurrent 0: give at least 1"),
     (["--budget", "4.8G", "--resolution", "32"], "resolution"),
     (["--budget", "4.8G", "--study", "../up"], "not usable as a folder name"),
     (["--budget", "4.8G", "--resume"], "no study under"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .. import study as study_lib
 from ..errors import UserError
@@ -14,9 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dashboard", help="open the Optuna dashboard on a study",
         description="Serve optuna-dashboard on the study's storage. It reads the storage live, "
                     "so a study being searched by `rampsearch run` updates as trials end.")
-    parser.add_argument("--study", help="study name (default: the latest under --results)")
-    parser.add_argument("--results", default="results", type=Path,
-                        help="folder the studies were written to (default: results)")
+    study_lib.add_study_arguments(parser)
     parser.add_argument("--storage", help="serve this Optuna storage URL or journal file instead")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")

@@ -17,9 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export a trial's ramp as the full-size ImageNet model (model.yaml), the "
                     "paper's training recipe in timm train.py's format (train.yaml) and a "
                     "README with the commands to train it.")
-    parser.add_argument("--study", help="study name (default: the latest under --results)")
-    parser.add_argument("--results", default="results", type=Path,
-                        help="folder the studies were written to (default: results)")
+    study_lib.add_study_arguments(parser)
     parser.add_argument("--trial", default="best", metavar="best|N",
                         help="'best' (highest proxy top-1 within the budget) or a trial number")
     parser.add_argument("--out", type=Path, metavar="DIR",

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import study as study_lib
 from ..errors import UserError
+from ..plan import add_ray_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,10 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train nothing: tables and report of what the study holds (e.g. after Ctrl-C)")
     add("--study", help="study name (default: fidelity-<base>-<space>[-<budget>])")
     add("--results", default="results", type=Path, help="output folder")
-    add("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial")
-    add("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial")
-    add("--max-concurrent", type=int, help="trials at once (default: all the CPUs allow)")
-    add("--ray-address", help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -56,10 +54,6 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: give at least 1 (2 or more to measure seed "
                         f"noise).")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UserError(f"--max-concurrent {args.max_concurrent}: give at least 1.")
 
 
 def resolve_settings(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 from .. import study as study_lib
 from ..errors import UserError
 from ..leaderboard import format_table, leaderboard
+from ..plan import add_ray_arguments, build_plan, stored_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "--reeval-top K, the top K candidates and the paper's ramp are re-trained "
                     "with --seeds S at a higher fidelity on Ray and ranked by their mean with "
                     "a 95%% interval.")
-    parser.add_argument("--study", help="study name (default: the latest under --results)")
-    parser.add_argument("--results", default="results", type=Path, help="output folder")
+    study_lib.add_study_arguments(parser)
     parser.add_argument("--top", type=int, default=10, help="rows to print (10)")
     parser.add_argument("--reeval-top", type=int, metavar="K",
                         help="re-train the top K candidates and the paper's ramp")
@@ -28,19 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seeds per re-trained ramp (3)")
     parser.add_argument("--epochs", type=int, metavar="E",
                         help="epochs of the re-evaluation (default: twice the search's)")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0)
-    parser.add_argument("--max-concurrent", type=int)
-    parser.add_argument("--ray-address", help="existing Ray cluster (default: $RAY_ADDRESS)")
+    add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     location = study_lib.find_study(args.results, args.study)
     study = study_lib.load_study(location)
-    settings = study.user_attrs.get(study_lib.SETTINGS_ATTR, {})
-    from ..plan import stored_options
-
     options = stored_options(location)
     from search_spaces import load_space
 
@@ -58,12 +51,11 @@ def run(args: argparse.Namespace) -> int:
     if args.reeval_top < 1 or args.seeds < 2:
         raise UserError("--reeval-top needs K >= 1 and --seeds S >= 2 (an interval needs two "
                         "seeds).")
-    return reevaluate(args, location, study, frame, options, settings)
+    return reevaluate(args, location, study, frame, options)
 
 
 def reevaluate(args: argparse.Namespace, location: study_lib.StudyLocation, study, frame,
-               options: dict, settings: dict) -> int:
-    from ..plan import build_plan
+               options: dict) -> int:
     from ..proxy import ProxySettings, load_data_for
     from ..ranking import format_reeval, leaders, reeval_jobs, reeval_summary
     from ..search import execute

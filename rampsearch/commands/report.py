@@ -17,8 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "beside the paper's ramp, optimisation history, learning curves, parameter "
                     "importances, re-evaluation intervals, and the proxy-against-reference "
                     "table and plot of a `rampsearch fidelity` measurement.")
-    parser.add_argument("--study", help="study name (default: the latest under --results)")
-    parser.add_argument("--results", default="results", type=Path, help="output folder")
+    study_lib.add_study_arguments(parser)
     parser.add_argument("--out", type=Path, help="output file (default: results/<study>/"
                                                  "report.html)")
     parser.set_defaults(handler=run)

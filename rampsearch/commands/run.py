@@ -12,7 +12,7 @@ import yaml
 from .. import study as study_lib
 from ..data import ProxyData
 from ..errors import UserError
-from ..plan import SearchPlan, build_plan, stored_options
+from ..plan import SearchPlan, add_ray_arguments, build_plan, stored_options
 from ..proxy import ProxySettings, add_proxy_arguments, load_data_for, settings_from_args
 from ..samplers import SAMPLERS, make_sampler
 
@@ -51,17 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--storage", help="Optuna RDB URL or journal file (default: sqlite:///results/<study>/"
                           "study.db)")
     add("--results", help="output folder (results)")
-    add("--cpus-per-trial", type=float, help="CPUs Ray reserves per trial (1)")
-    add("--gpus-per-trial", type=float, help="GPUs Ray reserves per trial (0)")
-    add("--max-concurrent", type=int, help="trials at once (default: all that the CPUs allow)")
     add("--scheduler", choices=("asha", "none"), help="asha stops weak trials between epochs; "
                                                        "they are never ranked above full ones "
                                                        "(none)")
     add("--seed", type=int, help="seed of the sampler and of every proxy training (0)")
     add("--resume", action="store_true", help="continue a study (default: the latest) to "
                                               "--trials after Ctrl-C or a crash")
-    add("--ray-address", help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     add("--config", type=Path, help="YAML file with any of these options (flags win)")
+    add_ray_arguments(parser, defaults=False)
     add_proxy_arguments(parser)
     parser.set_defaults(handler=run, **{k: None for k in DEFAULTS})
 
@@ -111,10 +108,6 @@ def apply_defaults(args: argparse.Namespace) -> None:
                         "(one multiply-add counts as one FLOP).")
     if args.trials < 1:
         raise UserError(f"--trials {args.trials}: give at least 1 candidate to train.")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UserError(f"--max-concurrent {args.max_concurrent}: give at least 1.")
 
 
 # ---------------------------------------------------------------------------------- run
