@@ -77,21 +77,27 @@ def is_exportable(trial: FrozenTrial) -> bool:
 
 
 def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
-    """``best`` (the completed, within-budget candidate or baseline with the highest proxy
-    top-1; fewer FLOPs break ties) or a trial number."""
+    """``best`` or a trial number. ``best`` is the race's best candidate when the study
+    raced its leaders (the seed-paired measurement), else the completed, within-budget
+    candidate or baseline with the best proxy score by the study's objective (fewer FLOPs
+    break ties)."""
     trials = study.get_trials(deepcopy=False)
     exportable = [t for t in trials if is_exportable(t)]
     listing = _listing(exportable)
     if which == "best":
+        objective = study_lib.study_objective(study)
         ranked = [t for t in exportable if t.user_attrs.get(study_lib.ROLE) in RANKED_ROLES
                   and t.user_attrs.get("within_budget", False)
-                  and t.user_attrs.get("top1") is not None]
+                  and t.user_attrs.get(objective.key) is not None]
         if not ranked:
             raise UserError(f"study {study.study_name!r} has no completed trial within its "
                             f"budget yet (exportable: {listing}). Wait for `rampsearch run` to "
                             f"finish some, or pass --trial N.")
-        return max(ranked, key=lambda t: (t.user_attrs["top1"], -t.user_attrs.get("flops", 0),
-                                          -t.number))
+        raced = race_best(study)
+        if raced is not None and any(t.number == raced for t in ranked):
+            return next(t for t in ranked if t.number == raced)
+        return max(ranked, key=lambda t: (objective.sign() * t.user_attrs[objective.key],
+                                          -t.user_attrs.get("flops", 0), -t.number))
     try:
         number = int(which)
     except ValueError:
@@ -106,6 +112,25 @@ def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
         raise UserError(f"trial {number} cannot be exported: it is {state}, so its proxy score "
                         f"is not a full measurement. Exportable trials: {listing}.")
     return chosen
+
+
+def race_best(study: optuna.Study) -> int | None:
+    """The trial number of the best candidate of the study's race, if it raced."""
+    from search_spaces import load_space
+
+    from .leaderboard import leaderboard
+    from .ranking import stored_race
+
+    settings = study.user_attrs.get(study_lib.SETTINGS_ATTR)
+    if not settings or "race" not in study.user_attrs:
+        return None
+    space = load_space(settings["space"], base=settings["base"])
+    race = stored_race(study, leaderboard(study, space.base.depths))
+    if race is None or race.table.empty:
+        return None
+    order = race.table.sort_values("mean", ascending=not race.objective.maximize)
+    alive = order[~order["standing"].str.startswith(("dropped", "failed"))]
+    return int((alive if len(alive) else order)["trial"].iloc[0])
 
 
 def _listing(trials: list[FrozenTrial]) -> str:

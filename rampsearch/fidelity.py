@@ -37,22 +37,27 @@ from scipy import stats
 from search_spaces import Budget, SearchSpace
 
 from . import study as study_lib
+from .bookkeeping import FixedJob
 from .errors import UserError
 from .leaderboard import compact_ramp
+from .objective import OBJECTIVES
+from .paired import seed_blocked
 from .proxy import ProxySettings
-from .search import FixedJob
 from .zero_cost import ZERO_COST_SCORES
 
 ROLE = "fidelity"
 SETTING = "fidelity_setting"    # trial attribute: which setting trained it
 RAMP_LABEL = "ramp_label"       # trial attribute: baseline name or sampled_<i>
 CPUS = "cpus"                   # trial attribute: CPUs the trial ran on (for CPU-minutes)
-SETTING_NAMES = ("proxy", "reference")
 STUDY_ATTR = "fidelity"         # study attribute: the reference settings and zero-cost scores
-SCORERS = ("proxy", *ZERO_COST_SCORES)
 # The reference trains with other seeds than the proxy: with the same seed both would start
 # from the same weights and see the same batches first, which would make them agree by luck.
-SEED_OFFSET = {"proxy": 0, "reference": 100}
+SEED_OFFSET = {"proxy": 0, "reference": 100}  # every proxy setting starts at 0
+
+
+def proxy_name(index: int) -> str:
+    """The name of the index-th --proxy setting: proxy, proxy2, proxy3, ..."""
+    return "proxy" if index == 0 else f"proxy{index + 1}"
 BOOTSTRAP_RESAMPLES = 4000
 MAX_DRAWS_PER_RAMP = 200        # draws per wanted sampled ramp before giving up
 
@@ -159,7 +164,7 @@ def fidelity_jobs(study: optuna.Study, ramps: Mapping[str, Sequence[int]], setti
     seed by seed (an interrupted measurement then covers every ramp once before any twice).
     The seeds of a setting start at its SEED_OFFSET."""
     done = measured(study)
-    first = SEED_OFFSET[setting]
+    first = SEED_OFFSET.get(setting, 0)
     return [FixedJob(ROLE, f"{label} {setting} s{seed}", list(ramp), seed=seed,
                      attrs={SETTING: setting, RAMP_LABEL: label, CPUS: cpus})
             for seed in range(first, first + seeds) for label, ramp in ramps.items()
@@ -176,19 +181,34 @@ def fidelity_runs(study: optuna.Study) -> pd.DataFrame:
             "trial": trial.number, "label": attrs.get(RAMP_LABEL), "ramp": attrs["ramp"],
             "setting": attrs.get(SETTING), "seed": attrs.get("seed"),
             "status": attrs.get("status"), "top1": attrs.get("top1"),
+            "val_loss": attrs.get("val_loss"),
             "wall_s": attrs.get("wall_s"), "cpus": attrs.get(CPUS, 1.0),
             "flops": attrs.get("flops"), "curve": dict(trial.intermediate_values)})
     return pd.DataFrame(rows, columns=["trial", "label", "ramp", "setting", "seed", "status",
-                                       "top1", "wall_s", "cpus", "flops", "curve"])
+                                       "top1", "val_loss", "wall_s", "cpus", "flops", "curve"])
 
 
-def seed_scores(runs: pd.DataFrame, setting: str) -> dict[str, list[float]]:
-    """Completed top-1 of each ramp label under ``setting``, in seed order."""
-    done = runs[(runs["setting"] == setting) & (runs["status"] == "completed")]
-    scores: dict[str, list[float]] = {}
+def setting_names(runs: pd.DataFrame) -> list[str]:
+    """The settings measured: the proxies in the order they were named, then the reference."""
+    names = [n for n in dict.fromkeys(runs["setting"]) if n != "reference"]
+    return sorted(names, key=lambda n: (n != "proxy", n)) + ["reference"]
+
+
+def seed_runs(runs: pd.DataFrame, setting: str, score: str = "top1"
+              ) -> dict[str, dict[int, float]]:
+    """Completed ``score`` of each ramp label under ``setting``, keyed by seed."""
+    done = runs[(runs["setting"] == setting) & (runs["status"] == "completed")
+                & runs[score].notna()]
+    scores: dict[str, dict[int, float]] = {}
     for _, row in done.sort_values("seed").iterrows():
-        scores.setdefault(row["label"], []).append(float(row["top1"]))
+        scores.setdefault(row["label"], {})[int(row["seed"])] = float(row[score])
     return scores
+
+
+def seed_scores(runs: pd.DataFrame, setting: str, score: str = "top1") -> dict[str, list[float]]:
+    """Completed ``score`` of each ramp label under ``setting``, in seed order."""
+    return {label: list(by_seed.values())
+            for label, by_seed in seed_runs(runs, setting, score).items()}
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -336,73 +356,110 @@ def cpu_minutes_per_trial(runs: pd.DataFrame, setting: str) -> float:
 
 # -------------------------------------------------------------------------------- tables
 def ramp_table(runs: pd.DataFrame, zero_cost: Mapping[str, Mapping[str, Any]],
-               depths: Sequence[int]) -> pd.DataFrame:
-    """One row per ramp with results under both settings: seed means and stds, ranks and
-    zero-cost scores; best reference first."""
-    per_setting = {name: seed_scores(runs, name) for name in SETTING_NAMES}
+               depths: Sequence[int], score: str = "top1") -> pd.DataFrame:
+    """One row per ramp with results under every setting: seed means and stds of ``score``,
+    ranks (1 is best: highest top-1, lowest loss) and zero-cost scores; best reference
+    first."""
+    names = setting_names(runs)
+    higher = OBJECTIVES[score].maximize
+    per_setting = {name: seed_scores(runs, name, score) for name in names}
     labels = [label for label in dict.fromkeys(runs["label"])
-              if all(label in per_setting[name] for name in SETTING_NAMES)]
+              if all(label in per_setting[name] for name in names)]
     rows = []
     for label in labels:
         first = runs[runs["label"] == label].iloc[0]
         row: dict[str, Any] = {"label": label, "ramp": compact_ramp(first["ramp"], depths),
                                "gflops": first["flops"] / 1e9}
-        for name in SETTING_NAMES:
+        for name in names:
             values = per_setting[name][label]
             row[f"{name}_mean"] = float(np.mean(values))
             row[f"{name}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
             row[f"{name}_seeds"] = len(values)
-        for score in ZERO_COST_SCORES:
-            row[score] = float(zero_cost.get(label, {}).get(score, math.nan))
+        for zero in ZERO_COST_SCORES:
+            row[zero] = float(zero_cost.get(label, {}).get(zero, math.nan))
         row["attention_heads"] = ",".join(str(a) for a in first["ramp"])
         rows.append(row)
     columns = (["label", "ramp", "gflops"]
-               + [f"{n}_{c}" for n in SETTING_NAMES for c in ("mean", "std", "seeds")]
-               + ["proxy_rank", "reference_rank", *ZERO_COST_SCORES, "attention_heads"])
+               + [f"{n}_{c}" for n in names for c in ("mean", "std", "seeds")]
+               + [f"{n}_rank" for n in names] + [*ZERO_COST_SCORES, "attention_heads"])
     table = pd.DataFrame(rows, columns=[c for c in columns if not c.endswith("_rank")])
     if table.empty:
         return pd.DataFrame(columns=columns)
-    table["proxy_rank"] = table["proxy_mean"].rank(ascending=False, method="min").astype(int)
-    table["reference_rank"] = table["reference_mean"].rank(ascending=False,
-                                                           method="min").astype(int)
+    for name in names:
+        table[f"{name}_rank"] = table[f"{name}_mean"].rank(ascending=not higher,
+                                                            method="min").astype(int)
     return table[columns].sort_values("reference_rank", kind="stable").reset_index(drop=True)
 
 
-def summary_table(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per scorer (the proxy setting, then each zero-cost score) against the
-    reference's seed-mean top-1, and a row for the reference itself (its noise and cost)."""
+def reliability_at(noise_std: float, spread_std: float, seeds: float) -> float:
+    """1 − noise²/(S·spread²) at S seeds (see NoiseSpread.reliability)."""
+    if not spread_std > 0 or not math.isfinite(noise_std):
+        return math.nan
+    return max(0.0, 1.0 - noise_std ** 2 / (seeds * spread_std ** 2))
+
+
+def seeds_for_reliability(noise_std: float, spread_std: float, target: float = 0.8) -> float:
+    """Seeds per ramp at which 1 − noise²/(S·spread²) reaches ``target``."""
+    if not spread_std > 0 or not math.isfinite(noise_std):
+        return math.nan
+    return float(max(1, math.ceil(noise_std ** 2 / ((1 - target) * spread_std ** 2) - 1e-9)))
+
+
+def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
+                  ) -> pd.DataFrame:
+    """One row per scorer (each proxy setting, then each zero-cost score) against the
+    reference's seed-mean ``score``, and a row for the reference itself (its noise and cost).
+    Noise is given unpaired (pooled within-ramp std) and seed-blocked (two-way ramp + seed
+    analysis over the seeds every ramp has), with the reliability of a mean of 1, 2 and 3
+    seeds and the seeds needed for 0.8."""
     rows = []
     labels = set(table["label"])
-    reference = table["reference_mean"].to_numpy(dtype=float)
-    for scorer in (*SCORERS, "reference"):
-        row: dict[str, Any] = {"scorer": scorer, "ramps": len(table)}
+    sign = OBJECTIVES[score].sign()
+    names = setting_names(runs)
+    reference = sign * table["reference_mean"].to_numpy(dtype=float)  # higher is better
+    for scorer in (*[n for n in names if n != "reference"], *ZERO_COST_SCORES, "reference"):
+        row: dict[str, Any] = {"score": score, "scorer": scorer, "ramps": len(table)}
         if scorer != "reference":
-            column = "proxy_mean" if scorer == "proxy" else scorer
-            values = table[column].to_numpy(dtype=float)
+            values = (sign * table[f"{scorer}_mean"] if scorer in names
+                      else table[scorer]).to_numpy(dtype=float)
             keep = np.isfinite(values)
             agreement = rank_agreement(values[keep], reference[keep]) if keep.sum() else None
             if agreement is not None:
                 row.update({k: v for k, v in dataclasses.asdict(agreement).items() if k != "n"})
                 row["ramps"] = agreement.n
-        if scorer in SETTING_NAMES:
-            scores = {k: v for k, v in seed_scores(runs, scorer).items() if k in labels}
+        if scorer in names:
+            scores = {k: v for k, v in seed_scores(runs, scorer, score).items() if k in labels}
             noise = noise_and_spread(scores)
+            blocked = seed_blocked({k: v for k, v in seed_runs(runs, scorer, score).items()
+                                    if k in labels})
             row.update(noise_std=noise.noise_std, spread_std=noise.spread_std,
                        noise_to_spread=noise.noise_to_spread, reliability=noise.reliability,
                        ramps_differ_p=ramps_differ_p(scores), seed_tau=seed_agreement(scores),
+                       blocked_noise_std=blocked.noise_std, blocked_seeds=blocked.seeds,
+                       blocked_reliability=blocked.reliability,
+                       blocked_differ_p=blocked.ramps_differ_p,
+                       **{f"reliability_{n}_seeds": reliability_at(
+                           blocked.noise_std, blocked.spread_std, n) for n in (1, 2, 3)},
+                       seeds_for_08=seeds_for_reliability(blocked.noise_std,
+                                                          blocked.spread_std),
                        cpu_min_per_trial=cpu_minutes_per_trial(runs, scorer))
         rows.append(row)
-    columns = ["scorer", "ramps", "kendall_tau", "tau_p", "tau_low", "tau_high",
-               "spearman_rho", "rho_p", "top_k", "top_k_overlap", "noise_std", "spread_std",
-               "noise_to_spread", "reliability", "ramps_differ_p", "seed_tau",
-               "cpu_min_per_trial"]
-    return pd.DataFrame(rows).reindex(columns=columns)
+    return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+
+
+SUMMARY_COLUMNS = ["score", "scorer", "ramps", "kendall_tau", "tau_p", "tau_low", "tau_high",
+                   "spearman_rho", "rho_p", "top_k", "top_k_overlap", "noise_std",
+                   "spread_std", "noise_to_spread", "reliability", "ramps_differ_p",
+                   "seed_tau", "blocked_noise_std", "blocked_seeds", "blocked_reliability",
+                   "blocked_differ_p", "reliability_1_seeds", "reliability_2_seeds",
+                   "reliability_3_seeds", "seeds_for_08", "cpu_min_per_trial"]
 
 
 def epoch_agreement(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Kendall tau of the seed-mean top-1 after each epoch of each setting against the
-    reference's final seed-mean: how early in a schedule the ranking settles. (Epoch e of a
-    longer schedule is not an e-epoch proxy, whose learning rate decays sooner.)"""
+    """Kendall tau of the seed-mean learning curve (the study's objective per epoch) of each
+    setting after each epoch against the reference's final seed-mean in ``table`` (of the
+    same score): how early in a schedule the ranking settles. (Epoch e of a longer schedule
+    is not an e-epoch proxy, whose learning rate decays sooner.)"""
     reference = dict(zip(table["label"], table["reference_mean"]))
     rows = []
     done = runs[(runs["status"] == "completed") & runs["label"].isin(reference)]
@@ -424,22 +481,28 @@ def epoch_agreement(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["setting", "epoch", "ramps", "kendall_tau"])
 
 
-def format_tables(table: pd.DataFrame, summary: pd.DataFrame) -> str:
-    """The per-ramp table and the summary, as text."""
+def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1") -> str:
+    """The per-ramp table and the summary of one score, as text."""
     if table.empty:
-        return "(no ramp has results under both settings yet)"
-    lines = [f"{'ramp':<22} {'GFLOPs':>6}  {'proxy top-1':>13} {'#':>2}  "
-             f"{'reference top-1':>15} {'#':>2}  {'synflow':>9} {'naswot':>8} {'grad_norm':>9}"]
+        return "(no ramp has results under every setting yet)"
+    names = [c.removesuffix("_rank") for c in table.columns if c.endswith("_rank")]
+    title = OBJECTIVES[score].title
+    digits = 4 if score == "val_loss" else 2
+    header = f"{'ramp':<22} {'GFLOPs':>6}  " + "  ".join(
+        f"{name + ' ' + title:>17} {'#':>2}" for name in names)
+    lines = [f"by {score} ({'lower' if score == 'val_loss' else 'higher'} is better)",
+             header + f"  {'synflow':>9} {'naswot':>8} {'grad_norm':>9}"]
     for _, row in table.iterrows():
-        lines.append(
-            f"{row['label']:<22} {row['gflops']:>6.3f}  {_mean_std(row, 'proxy'):>13} "
-            f"{row['proxy_rank']:>2}  {_mean_std(row, 'reference'):>15} "
-            f"{row['reference_rank']:>2}  {row['synflow']:>9.4g} {row['naswot']:>8.2f} "
-            f"{row['grad_norm']:>9.4g}")
+        cells = "  ".join(f"{_mean_std(row, name, digits):>17} {row[f'{name}_rank']:>2}"
+                          for name in names)
+        lines.append(f"{row['label']:<22} {row['gflops']:>6.3f}  {cells}  "
+                     f"{row['synflow']:>9.4g} {row['naswot']:>8.2f} {row['grad_norm']:>9.4g}")
     lines.append("")
     lines.append(f"{'against reference':<18} {'tau':>6} {'95% interval':>15} {'p':>6} "
-                 f"{'rho':>6} {'top-k':>6}   {'noise':>6} {'spread':>6} {'differ p':>8} "
-                 f"{'seed tau':>8} {'CPU-min/trial':>13}")
+                 f"{'rho':>6} {'top-k':>6}   {'noise':>7} {'paired':>7} {'spread':>7} "
+                 f"{'rel@1':>5} {'rel@3':>5} {'seeds@0.8':>9} {'seed tau':>8} "
+                 f"{'CPU-min/trial':>13}")
+    spec = f".{digits}f"
     for _, row in summary.iterrows():
         interval = ("" if pd.isna(row["tau_low"])
                     else f"[{row['tau_low']:+.2f}, {row['tau_high']:+.2f}]")
@@ -448,28 +511,39 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame) -> str:
         lines.append(
             f"{row['scorer']:<18} {_num(row['kendall_tau'], '+.2f'):>6} {interval:>15} "
             f"{_num(row['tau_p'], '.3f'):>6} {_num(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
-            f"{_num(row['noise_std'], '.2f'):>6} {_num(row['spread_std'], '.2f'):>6} "
-            f"{_num(row['ramps_differ_p'], '.3f'):>8} {_num(row['seed_tau'], '+.2f'):>8} "
-            f"{_num(row['cpu_min_per_trial'], '.2f'):>13}")
+            f"{_num(row['noise_std'], spec):>7} {_num(row['blocked_noise_std'], spec):>7} "
+            f"{_num(row['spread_std'], spec):>7} {_num(row['reliability_1_seeds'], '.2f'):>5} "
+            f"{_num(row['reliability_3_seeds'], '.2f'):>5} {_num(row['seeds_for_08'], '.0f'):>9} "
+            f"{_num(row['seed_tau'], '+.2f'):>8} {_num(row['cpu_min_per_trial'], '.2f'):>13}")
+    lines.append("noise: pooled seed std; paired: residual std once the seed effects shared by "
+                 "every ramp are removed; rel@S: seed-blocked reliability of a mean of S seeds.")
     return "\n".join(lines)
 
 
-def _mean_std(row: pd.Series, name: str) -> str:
+def _mean_std(row: pd.Series, name: str, digits: int = 2) -> str:
     std = row[f"{name}_std"]
-    return f"{row[f'{name}_mean']:.2f}" + ("" if pd.isna(std) else f" ±{std:.2f}")
+    return f"{row[f'{name}_mean']:.{digits}f}" + ("" if pd.isna(std) else
+                                                  f" ±{std:.{digits}f}")
 
 
 def _num(value: Any, spec: str) -> str:
     return "-" if value is None or pd.isna(value) else format(float(value), spec)
 
 
-def fidelity_tables(study: optuna.Study, depths: Sequence[int]
+FIDELITY_SCORES = ("val_loss", "top1")
+
+
+def fidelity_tables(study: optuna.Study, depths: Sequence[int], score: str = "top1"
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(per-ramp table, summary against the reference, tau per epoch) of a study's runs."""
+    """(per-ramp table, summary against the reference, tau per epoch) of a study's runs by
+    ``score``; the tau per epoch only for the score the study's learning curves hold."""
     runs = fidelity_runs(study)
     zero_cost = study.user_attrs.get(STUDY_ATTR, {}).get("zero_cost", {})
-    table = ramp_table(runs, zero_cost, depths)
-    return table, summary_table(table, runs), epoch_agreement(runs, table)
+    table = ramp_table(runs, zero_cost, depths, score)
+    curves = study_lib.study_objective(study).key == score
+    epochs = epoch_agreement(runs, table) if curves else pd.DataFrame(
+        columns=["setting", "epoch", "ramps", "kendall_tau"])
+    return table, summary_table(table, runs, score), epochs
 
 
 # --------------------------------------------------------------------------- trust warning

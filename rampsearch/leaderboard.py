@@ -1,6 +1,7 @@
 """The study as a table: one row per trained ramp, ranked honestly.
 
-Ranking rules: trials that completed the full proxy schedule come first, by proxy top-1;
+Ranking rules: trials that completed the full proxy schedule come first, by the study's
+objective (validation loss by default, or top-1; both are always shown);
 trials stopped early by the scheduler follow (their truncated score is never compared with a
 full one); failed trials come last. Rejected proposals (over budget, never trained) are not
 rows at all.
@@ -14,6 +15,7 @@ import optuna
 import pandas as pd
 
 from . import study as study_lib
+from .objective import Objective
 
 _STATUS_ORDER = {"completed": 0, "stopped": 1, "diverged": 2, "failed": 3}
 
@@ -62,6 +64,7 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
             "params_m": attrs["params"] / 1e6,
             "top1": attrs.get("top1"),
             "top5": attrs.get("top5"),
+            "val_loss": attrs.get("val_loss"),
             "epochs": attrs.get("epochs_reached", 0),
             "status": attrs.get("status", trial.state.name.lower()),
             "within_budget": bool(attrs.get("within_budget", False)),
@@ -72,41 +75,55 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pareto_mask(frame: pd.DataFrame) -> pd.Series:
-    """Completed rows not beaten by another completed row on both top-1 (higher) and FLOPs."""
+def pareto_mask(frame: pd.DataFrame, objective: Objective) -> pd.Series:
+    """Completed rows not beaten by another completed row on both the objective and FLOPs."""
     done = frame[frame["status"] == "completed"]
+    score = done[objective.key].astype(float) * objective.sign()  # higher is better
     mask = pd.Series(False, index=frame.index)
     for index, row in done.iterrows():
-        dominated = ((done["top1"] >= row["top1"]) & (done["gflops"] <= row["gflops"])
-                     & ((done["top1"] > row["top1"]) | (done["gflops"] < row["gflops"]))).any()
+        mine = score[index]
+        dominated = ((score >= mine) & (done["gflops"] <= row["gflops"])
+                     & ((score > mine) | (done["gflops"] < row["gflops"]))).any()
         mask[index] = not dominated
     return mask
 
 
-def leaderboard(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
+def leaderboard(study: optuna.Study, depths: Sequence[int], objective: Objective | None = None
+                ) -> pd.DataFrame:
+    """Every trained ramp, ranked by ``objective`` (default: the study's); ``vs_paper`` is
+    the difference of the objective to the paper's ramp (one seed each: the race gives the
+    interval)."""
+    objective = objective or study_lib.study_objective(study)
     frame = trial_rows(study, depths)
     if frame.empty:
         return frame
-    frame["pareto"] = pareto_mask(frame)
+    frame["objective"] = objective.key
+    frame["pareto"] = pareto_mask(frame, objective)
     paper = frame[(frame["role"] == "baseline:paper") & (frame["status"] == "completed")]
-    paper_top1 = paper["top1"].iloc[0] if len(paper) else float("nan")
+    paper_score = paper[objective.key].iloc[0] if len(paper) else float("nan")
     # Only full-length scores are compared with the paper's (a truncated score is not).
-    frame["vs_paper"] = (frame["top1"] - paper_top1).where(frame["status"] == "completed")
+    frame["vs_paper"] = (frame[objective.key] - paper_score).where(
+        frame["status"] == "completed")
     frame["_order"] = frame["status"].map(_STATUS_ORDER).fillna(9)
-    frame = frame.sort_values(["_order", "top1", "gflops"], ascending=[True, False, True],
+    frame = frame.sort_values(["_order", objective.key, "gflops"],
+                              ascending=[True, not objective.maximize, True],
                               na_position="last").drop(columns="_order")
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame.reset_index(drop=True)
 
 
 def format_table(frame: pd.DataFrame, limit: int = 10) -> str:
+    """The top ``limit`` rows; the objective's column is marked with '*'."""
     if frame.empty:
         return "(no trained trials yet)"
     shown = frame.head(limit)
+    ranked_by = str(frame["objective"].iloc[0])
+    diff_fmt = "{:+.4f}" if ranked_by == "val_loss" else "{:+.2f}"
     columns = [
         ("rank", "rank", "{}"), ("trial", "trial", "{}"), ("role", "role", "{}"),
-        ("top1", "top-1 %", "{:.2f}"), ("top5", "top-5 %", "{:.2f}"),
-        ("vs_paper", "vs paper", "{:+.2f}"), ("gflops", "GFLOPs", "{:.3f}"),
+        ("val_loss", "val loss" + ("*" if ranked_by == "val_loss" else ""), "{:.4f}"),
+        ("top1", "top-1 %" + ("*" if ranked_by == "top1" else ""), "{:.2f}"),
+        ("vs_paper", "vs paper*", diff_fmt), ("gflops", "GFLOPs", "{:.3f}"),
         ("params_m", "params M", "{:.2f}"), ("epochs", "ep", "{}"),
         ("within_budget", "in budget", "{}"), ("pareto", "pareto", "{}"),
         ("ch_c_per_stage", "C_h/C by stage", "{}"), ("ramp", "ramp (attention heads)", "{}"),
@@ -124,7 +141,9 @@ def format_table(frame: pd.DataFrame, limit: int = 10) -> str:
                 line.append(fmt.format(value))
         cells.append(line)
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) if i < 11 else c.ljust(w)
+    lines = ["  ".join(c.rjust(w) if i < len(columns) - 2 else c.ljust(w)
                        for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"* ranked by {ranked_by} ({'lower' if ranked_by == 'val_loss' else 'higher'} is "
+                 f"better); vs paper is one seed each: the race gives the interval.")
     return "\n".join(lines)

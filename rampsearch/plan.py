@@ -25,6 +25,7 @@ from search_spaces import (
 
 from . import study as study_lib
 from .errors import UserError
+from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
 from .proxy import ProxySettings
 from .samplers import objectives_for
 
@@ -44,6 +45,11 @@ class SearchPlan:
     gpus_per_trial: float
     max_concurrent: int | None   # None: as many as the Ray cluster's CPUs allow
     ray_address: str | None
+
+    @property
+    def objective(self) -> Objective:
+        """The score the sampler optimises and the leaderboard ranks by."""
+        return objective_of(self.settings.objectives)
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -98,7 +104,9 @@ def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
         base=str(base), space=str(options["space"]), budget_flops=budget.flops,
         budget_img_size=list(budget.img_size), data=str(options["data"]),
         proxy=proxy.to_dict(), sampler=options["sampler"], seed=int(options["seed"]),
-        scheduler=options["scheduler"], objectives=objectives_for(options["sampler"]))
+        scheduler=options["scheduler"],
+        objectives=objectives_for(options["sampler"],
+                                  options.get("objective") or DEFAULT_OBJECTIVE))
     cpus_per_trial = float(options["cpus_per_trial"])
     address = ray_address(options)
     if options["max_concurrent"]:
@@ -125,4 +133,5 @@ def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:
         "budget_resolution": tuple(stored["budget_img_size"]),
         "trials": stored.get("trials"), "study": location.name, "storage": payload["storage"],
         "results": str(location.results_dir), "proxy": stored["proxy"],
+        "objective": objective_of(stored.get("objectives")).key,
     }

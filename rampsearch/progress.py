@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .leaderboard import compact_ramp
+from .objective import OBJECTIVES, Objective
 
 
 def format_duration(seconds: float) -> str:
@@ -28,6 +29,7 @@ class Progress:
     concurrency: int
     depths: Sequence[int]
     epochs: int
+    objective: Objective = OBJECTIVES["top1"]  # what "best so far" means
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     started: float = field(default_factory=time.monotonic)
     done: int = 0
@@ -64,11 +66,13 @@ class Progress:
         return mean * remaining / max(1, self.concurrency)
 
     def _line(self, job: Any, info: dict) -> None:
-        top1 = info.get("top1")
-        score = f"top-1 {top1:6.2f}%" if top1 is not None else "top-1    -  "
-        if info.get("status") == "completed" and top1 is not None and job.role == "candidate":
-            if self.best is None or top1 > self.best[0]:
-                self.best = (top1, job.label, list(job.ramp))
+        top1, loss = info.get("top1"), info.get("val_loss")
+        score = (f"loss {loss:6.4f}" if loss is not None else "loss    -  ") + "  " + (
+            f"top-1 {top1:6.2f}%" if top1 is not None else "top-1    -  ")
+        value = info.get(self.objective.key)
+        if info.get("status") == "completed" and value is not None and job.role == "candidate":
+            if self.best is None or self.objective.better(value, self.best[0]):
+                self.best = (value, job.label, list(job.ramp))
         self._clear()
         print(f"[{self.done:>3}/{self.total_jobs}] {job.label:<22} {score}  "
               f"{info.get('status', '?'):<9} ep {info.get('epochs_reached', 0):>2}/{self.epochs}  "
@@ -78,7 +82,7 @@ class Progress:
 
     def status_text(self) -> str:
         left = self.time_left()
-        best = (f"best {self.best[0]:.2f}% ({self.best[1]}: "
+        best = (f"best {self.objective.format(self.best[0])} {self.objective.key} ({self.best[1]}: "
                 f"{compact_ramp(self.best[2], self.depths)})" if self.best else "best -")
         return (f"done {self.done}/{self.total_jobs}  running {len(self.running)}  "
                 f"failed {self.failed}  stopped {self.stopped}  {best}  elapsed "

@@ -13,39 +13,45 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from . import study as study_lib
+from .objective import OBJECTIVES, Objective
+from .ranking import RaceResult, format_race, verdict_paragraph
 
 _PAPER_COLOR = "#d62728"
 _CANDIDATE_COLOR = "#1f77b4"
 _OVER_COLOR = "#b0b0b0"
 
 
-def accuracy_vs_flops(frame: pd.DataFrame, budget_gflops: float) -> go.Figure:
+def score_vs_flops(frame: pd.DataFrame, budget_gflops: float, objective: Objective
+                   ) -> go.Figure:
+    """The objective of every completed ramp against its FLOPs, the budget and the front."""
+    key, title = objective.key, f"proxy {objective.title}"
     done = frame[frame["status"] == "completed"]
     fig = go.Figure()
     candidates = done[done["role"] == "candidate"]
     fig.add_trace(go.Scatter(
-        x=candidates["gflops"], y=candidates["top1"], mode="markers", name="searched ramps",
+        x=candidates["gflops"], y=candidates[key], mode="markers", name="searched ramps",
         marker=dict(size=9, color=[_CANDIDATE_COLOR if b else _OVER_COLOR
                                    for b in candidates["within_budget"]]),
         text=[f"trial {t}<br>{r}" for t, r in zip(candidates["trial"], candidates["ramp"])],
-        hovertemplate="%{text}<br>%{x:.3f} GFLOPs, top-1 %{y:.2f}%<extra></extra>"))
+        hovertemplate=f"%{{text}}<br>%{{x:.3f}} GFLOPs, {title} %{{y:.4g}}<extra></extra>"))
     baselines = done[done["role"] != "candidate"]
     fig.add_trace(go.Scatter(
-        x=baselines["gflops"], y=baselines["top1"], mode="markers+text", name="baselines",
+        x=baselines["gflops"], y=baselines[key], mode="markers+text", name="baselines",
         marker=dict(size=12, symbol="diamond", color=_PAPER_COLOR),
         text=[r.removeprefix("baseline:") for r in baselines["role"]], textposition="top center",
-        hovertemplate="%{text}<br>%{x:.3f} GFLOPs, top-1 %{y:.2f}%<extra></extra>"))
+        hovertemplate=f"%{{text}}<br>%{{x:.3f}} GFLOPs, {title} %{{y:.4g}}<extra></extra>"))
     front = done[done["pareto"]].sort_values("gflops")
-    fig.add_trace(go.Scatter(x=front["gflops"], y=front["top1"], mode="lines",
+    fig.add_trace(go.Scatter(x=front["gflops"], y=front[key], mode="lines",
                              name="Pareto front", line=dict(dash="dot", color="#2ca02c")))
     fig.add_vline(x=budget_gflops, line=dict(color="black", dash="dash"),
                   annotation_text=f"budget {budget_gflops:.3f} G")
-    fig.update_layout(title="Proxy top-1 against FLOPs", xaxis_title="GFLOPs at the budget's "
-                      "resolution", yaxis_title="proxy top-1 (%)")
+    fig.update_layout(title=f"Objective: {title} against FLOPs ({objective.direction}d)",
+                      xaxis_title="GFLOPs at the budget's resolution", yaxis_title=title)
     return fig
 
 
-def ramp_curves(frame: pd.DataFrame, depths: Sequence[int], top: int = 5) -> go.Figure:
+def ramp_curves(frame: pd.DataFrame, depths: Sequence[int], objective: Objective,
+                top: int = 5) -> go.Figure:
     fig = go.Figure()
     done = frame[frame["status"] == "completed"]
     leaders = done[done["role"] == "candidate"].head(top)
@@ -56,7 +62,7 @@ def ramp_curves(frame: pd.DataFrame, depths: Sequence[int], top: int = 5) -> go.
         fig.add_trace(go.Scatter(
             x=list(range(len(ratios))), y=ratios, mode="lines+markers",
             name="paper ramp" if is_paper else f"#{row['rank']} trial {row['trial']} "
-                                                f"({row['top1']:.2f}%)",
+                                                f"({objective.format(row[objective.key])})",
             line=dict(width=4 if is_paper else 2, dash="dash" if is_paper else "solid",
                       color=_PAPER_COLOR if is_paper else None)))
     start = 0
@@ -69,14 +75,14 @@ def ramp_curves(frame: pd.DataFrame, depths: Sequence[int], top: int = 5) -> go.
     return fig
 
 
-def history(study: optuna.Study) -> go.Figure:
-    numbers, scores, best, best_so_far = [], [], [], -math.inf
+def history(study: optuna.Study, objective: Objective) -> go.Figure:
+    numbers, scores, best, best_so_far = [], [], [], math.nan
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if trial.user_attrs.get(study_lib.ROLE) != "candidate":
             continue
         numbers.append(trial.number)
         scores.append(trial.values[0])
-        best_so_far = max(best_so_far, trial.values[0])
+        best_so_far = objective.best([best_so_far, trial.values[0]])
         best.append(best_so_far)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=numbers, y=scores, mode="markers", name="candidate"))
@@ -86,50 +92,62 @@ def history(study: optuna.Study) -> go.Figure:
         if trial.user_attrs.get(study_lib.BASELINE) == "paper":
             fig.add_hline(y=trial.values[0], line=dict(color=_PAPER_COLOR, dash="dash"),
                           annotation_text="paper ramp")
-    fig.update_layout(title="Optimisation history", xaxis_title="Optuna trial number",
-                      yaxis_title="proxy top-1 (%)")
+    fig.update_layout(title=f"Optimisation history of the objective ({objective.key})",
+                      xaxis_title="Optuna trial number", yaxis_title=f"proxy {objective.title}")
     return fig
 
 
-def importances(study: optuna.Study) -> go.Figure | None:
+def importances(study: optuna.Study, objective: Objective) -> go.Figure | None:
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if t.params and t.user_attrs.get(study_lib.ROLE) == "candidate"]
     if len(trials) < 3:
         return None
-    # PED-ANOVA ranks parameters by how much they matter for a *low* target: negate top-1.
+    # PED-ANOVA ranks parameters by how much they matter for a *low* target.
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scores = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, target=lambda t: -t.values[0])
+                study, evaluator=evaluator, target=lambda t: -objective.sign() * t.values[0])
     except (RuntimeError, ValueError):
         return None
     if not scores:
         return None
     names = list(scores)[::-1]
     fig = go.Figure(go.Bar(x=[scores[n] for n in names], y=names, orientation="h"))
-    fig.update_layout(title="Parameter importance for proxy top-1 (PED-ANOVA)",
+    fig.update_layout(title=f"Parameter importance for the objective, {objective.key} "
+                            f"(PED-ANOVA)",
                       xaxis_title="importance", height=max(320, 22 * len(names)))
     return fig
 
 
-def reeval_intervals(summary: pd.DataFrame | None) -> go.Figure | None:
-    if summary is None or summary.empty:
+def race_intervals(race: RaceResult | None) -> go.Figure | None:
+    """Each leader's paired difference to the paper's ramp with its 95% interval, round by
+    round: the intervals narrow as seeds are added, and a dropped leader stops."""
+    if race is None or race.history.empty:
         return None
-    labels = [f"trial {t}" if not str(r).startswith("baseline") else str(r).removeprefix(
-        "baseline:") for t, r in zip(summary["trial"], summary["role"])]
-    fig = go.Figure(go.Scatter(
-        x=summary["mean_top1"], y=labels, mode="markers",
-        error_x=dict(type="data", array=summary["ci95"]),
-        marker=dict(size=10, color=[_PAPER_COLOR if str(r) == "baseline:paper"
-                                    else _CANDIDATE_COLOR for r in summary["role"]])))
-    fig.update_layout(title="Re-evaluation: mean top-1 over seeds with 95% intervals",
-                      xaxis_title="top-1 (%)", yaxis=dict(autorange="reversed"))
+    objective = race.objective
+    rows = race.history[race.history["contestant"] != race.paper["trial"]]
+    fig = go.Figure()
+    for contestant, part in rows.groupby("contestant", sort=False):
+        fig.add_trace(go.Scatter(
+            x=part["seeds"], y=part["diff_vs_paper"], mode="lines+markers",
+            name=f"trial {contestant}",
+            error_y=dict(type="data", symmetric=False,
+                         array=(part["diff_high"] - part["diff_vs_paper"]).fillna(0),
+                         arrayminus=(part["diff_vs_paper"] - part["diff_low"]).fillna(0)),
+            text=list(part["verdict"]),
+            hovertemplate="%{x} seeds: %{y:+.4g} (%{text})<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color=_PAPER_COLOR, dash="dash"), annotation_text="paper ramp")
+    better = "below" if not objective.maximize else "above"
+    fig.update_layout(title=f"Race: paired difference to the paper's ramp per round, 95% "
+                            f"intervals ({objective.key}; better is {better} 0)",
+                      xaxis_title="paired seeds", yaxis_title=f"{objective.title} − paper's")
     return fig
 
 
-def learning_curves(study: optuna.Study, limit: int = 30) -> go.Figure | None:
+def learning_curves(study: optuna.Study, objective: Objective, limit: int = 30
+                    ) -> go.Figure | None:
     fig = go.Figure()
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values
               and t.user_attrs.get(study_lib.ROLE) in ("candidate", "baseline")]
@@ -140,14 +158,15 @@ def learning_curves(study: optuna.Study, limit: int = 30) -> go.Figure | None:
                                  mode="lines+markers", name=name, opacity=0.8))
     if not trials:
         return None
-    fig.update_layout(title="Proxy learning curves", xaxis_title="epoch",
-                      yaxis_title="top-1 (%)")
+    fig.update_layout(title=f"Proxy learning curves ({objective.key})", xaxis_title="epoch",
+                      yaxis_title=objective.title)
     return fig
 
 
-def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame) -> go.Figure:
-    """Proxy against reference seed-mean top-1, one point per ramp with its seed std as error
-    bars; baselines labelled."""
+def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame, score: str) -> go.Figure:
+    """The first proxy against the reference, seed means of ``score`` with their seed std as
+    error bars, one point per ramp; baselines labelled."""
+    title = OBJECTIVES[score].title
     baseline = ~table["label"].str.startswith("sampled_")
     fig = go.Figure()
     for mask, name, color in ((baseline, "baselines", _PAPER_COLOR),
@@ -161,29 +180,36 @@ def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame) -> go.Figure:
             error_y=dict(type="data", array=part["reference_std"].fillna(0)),
             marker=dict(size=10, color=color),
             customdata=list(part["ramp"]),
-            hovertemplate="%{text}<br>%{customdata}<br>proxy %{x:.2f}%, reference %{y:.2f}%"
+            hovertemplate="%{text}<br>%{customdata}<br>proxy %{x:.4g}, reference %{y:.4g}"
                           "<extra></extra>"))
     proxy_row = summary[summary["scorer"] == "proxy"]
     tau = proxy_row["kendall_tau"].iloc[0] if len(proxy_row) else math.nan
-    fig.update_layout(title=f"Proxy against reference top-1 (mean ± std over seeds), Kendall "
-                            f"tau {tau:+.2f}" if not pd.isna(tau) else
-                            "Proxy against reference top-1 (mean ± std over seeds)",
-                      xaxis_title="proxy top-1 (%)", yaxis_title="reference top-1 (%)")
+    heading = f"Proxy against reference {title} (mean ± std over seeds)"
+    fig.update_layout(title=heading + (f", Kendall tau {tau:+.2f}" if not pd.isna(tau) else ""),
+                      xaxis_title=f"proxy {title}", yaxis_title=f"reference {title}")
     return fig
 
 
-def fidelity_section(table: pd.DataFrame, summary: pd.DataFrame) -> str:
-    """The fidelity tables as HTML: the summary against the reference, then every ramp."""
+def fidelity_section(fidelity: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> str:
+    """The fidelity tables as HTML, per score: the summary against the reference, then every
+    ramp."""
     def fmt(value: float) -> str:
         return f"{value:.3g}"
 
     note = ("<p>Kendall tau and Spearman rho rank each scorer against the reference's "
-            "seed-mean top-1; the interval is a 95% bootstrap over ramps. noise_std is the "
-            "pooled seed standard deviation, spread_std the standard deviation of the ramp "
-            "means; seed_tau is the rank agreement of two single seeds.</p>")
-    return (note + summary.to_html(index=False, float_format=fmt, na_rep="-")
-            + table.drop(columns=["attention_heads"]).to_html(index=False, float_format=fmt,
-                                                               na_rep="-"))
+            "seed-mean score; the interval is a 95% bootstrap over ramps. noise_std is the "
+            "pooled seed standard deviation, blocked_noise_std the residual once the seed "
+            "effects shared by every ramp are removed (two-way ramp + seed analysis), "
+            "spread_std the standard deviation of the ramp means; reliability_S_seeds is "
+            "1 − noise²/(S·spread²), seed-blocked; seed_tau is the rank agreement of two "
+            "single seeds.</p>")
+    parts = [note]
+    for score, (table, summary) in fidelity.items():
+        parts.append(f"<h3>by {html.escape(score)}</h3>")
+        parts.append(summary.to_html(index=False, float_format=fmt, na_rep="-"))
+        parts.append(table.drop(columns=["attention_heads"]).to_html(
+            index=False, float_format=fmt, na_rep="-"))
+    return "".join(parts)
 
 
 def render(title: str, summary_lines: Sequence[str], figures: Sequence[go.Figure],
@@ -212,48 +238,70 @@ text-align:right}}td:last-child{{text-align:left;font-family:monospace}}</style>
 
 
 def build_report(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[int],
-                 budget_flops: int, reeval: pd.DataFrame | None = None,
-                 fidelity: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[str, int]:
-    """The report's HTML and how many plots it holds. ``fidelity`` is the (per-ramp,
-    summary) pair of a fidelity measurement; a study may hold only that."""
+                 budget_flops: int, race: RaceResult | None = None,
+                 fidelity: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None
+                 ) -> tuple[str, int]:
+    """The report's HTML and how many plots it holds. ``race`` is the study's race of its
+    leaders against the paper's ramp; ``fidelity`` the (per-ramp, summary) pair of a fidelity
+    measurement by score; a study may hold only that."""
     figures: list[go.Figure] = []
     lines: list[str] = []
     sections: list[tuple[str, str]] = []
     if not frame.empty:
-        figures, lines = search_figures(study, frame, depths, budget_flops, reeval)
-    if fidelity is not None and not fidelity[0].empty:
-        table, summary = fidelity
-        figures.append(fidelity_scatter(table, summary))
-        sections.append(("How far the proxy ranking can be trusted", fidelity_section(table,
-                                                                                      summary)))
+        figures, lines = search_figures(study, frame, depths, budget_flops, race)
+    if race is not None and not race.table.empty:
+        sections.append(("Race against the paper's ramp", race_section(race)))
+    if fidelity:
+        for score, (table, summary) in fidelity.items():
+            figures.append(fidelity_scatter(table, summary, score))
+        sections.append(("How far the proxy ranking can be trusted",
+                         fidelity_section(fidelity)))
         lines.append(f"fidelity: {len(table)} ramps measured under the proxy and the reference "
-                     f"setting")
+                     f"setting, ranked by {' and '.join(fidelity)}")
     shown = frame.drop(columns=["ch_c_per_block"]).head(50) if not frame.empty else frame
     title = f"rampsearch report: {study.study_name}"
     return render(title, lines, figures, shown, sections), len(figures)
 
 
+def race_section(race: RaceResult) -> str:
+    """The race's verdict and table as HTML."""
+    verdict = " ".join(line.strip() for line in verdict_paragraph(race).splitlines())
+    return (f"<p>{html.escape(verdict.removeprefix('verdict').strip())}</p>"
+            f"<pre>{html.escape(format_race(race))}</pre>")
+
+
 def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[int],
-                   budget_flops: int, reeval: pd.DataFrame | None
+                   budget_flops: int, race: RaceResult | None
                    ) -> tuple[list[go.Figure], list[str]]:
     """The plots and summary lines of a search's trials."""
-    figures = [accuracy_vs_flops(frame, budget_flops / 1e9), ramp_curves(frame, depths),
-               history(study)]
-    figures += [f for f in (learning_curves(study), importances(study),
-                            reeval_intervals(reeval)) if f is not None]
+    objective = study_lib.study_objective(study)
+    figures = [score_vs_flops(frame, budget_flops / 1e9, objective),
+               ramp_curves(frame, depths, objective), history(study, objective)]
+    figures += [f for f in (learning_curves(study, objective), importances(study, objective),
+                            race_intervals(race)) if f is not None]
     completed = frame[frame["status"] == "completed"]
     paper = completed[completed["role"] == "baseline:paper"]
     lines = [f"{len(frame)} trained ramps ({len(completed)} completed), budget "
-             f"{budget_flops / 1e9:.3f} GFLOPs"]
+             f"{budget_flops / 1e9:.3f} GFLOPs; objective: {objective.key} "
+             f"({objective.direction}d); both val loss and top-1 are recorded"]
     if len(paper):
-        lines.append(f"paper ramp: proxy top-1 {paper['top1'].iloc[0]:.2f}% at "
+        lines.append(f"paper ramp: proxy val loss {_num(paper['val_loss'].iloc[0], '.4f')}, "
+                     f"top-1 {_num(paper['top1'].iloc[0], '.2f')}% at "
                      f"{paper['gflops'].iloc[0]:.3f} GFLOPs"
                      + ("" if paper["within_budget"].iloc[0] else " (over budget)"))
     best = completed[(completed["role"] == "candidate") & completed["within_budget"]]
     if len(best):
         row = best.iloc[0]
-        lines.append(f"best searched ramp: trial {row['trial']}, top-1 {row['top1']:.2f}% at "
+        lines.append(f"best searched ramp by the objective (one seed): trial {row['trial']}, "
+                     f"val loss {_num(row['val_loss'], '.4f')}, top-1 {_num(row['top1'], '.2f')}% at "
                      f"{row['gflops']:.3f} GFLOPs: {row['ramp']}")
-    lines.append("Proxy scores rank ramps under a short schedule on small images; differences "
-                 "smaller than the seed noise (see re-evaluation) do not separate ramps.")
+    if race is not None and not race.table.empty:
+        lines.append(" ".join(verdict_paragraph(race).removeprefix("verdict").split()))
+    else:
+        lines.append("One seed per ramp: differences smaller than the seed noise do not "
+                     "separate ramps; `rampsearch rank --reeval-top K` races the leaders.")
     return figures, lines
+
+
+def _num(value, spec: str) -> str:
+    return "-" if value is None or pd.isna(value) else format(float(value), spec)

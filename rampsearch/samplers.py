@@ -12,13 +12,16 @@ import warnings
 import optuna
 
 from .errors import UserError
+from .objective import get_objective
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "cmaes")
 
 
-def objectives_for(sampler: str) -> list[str]:
-    """nsga2 searches accuracy against FLOPs as two objectives; the others maximise top-1."""
-    return ["top1", "gflops"] if sampler == "nsga2" else ["top1"]
+def objectives_for(sampler: str, objective: str) -> list[str]:
+    """nsga2 searches the objective against FLOPs as two objectives; the others optimise the
+    objective alone."""
+    get_objective(objective)  # a clear error for an unknown name
+    return [objective, "gflops"] if sampler == "nsga2" else [objective]
 
 
 def make_sampler(name: str, seed: int, trials: int, family: str) -> optuna.samplers.BaseSampler:

@@ -12,11 +12,12 @@ run builds a fresh Tuner over what the study still lacks, so resuming after Ctrl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,33 +32,12 @@ from iformer import IFormerConfig
 from search_spaces import CONSTRAINT_ATTR, CONSTRAINT_KEY
 
 from . import study as study_lib
+from .bookkeeping import FixedJob, Job
 from .data import ProxyData
 from .plan import SearchPlan
 from .proxy import ProxySettings
 
 MAX_REJECTIONS = 2000  # consecutive over-budget proposals before the search gives up
-
-
-@dataclass(frozen=True)
-class FixedJob:
-    """A ramp to train that the sampler did not propose: a baseline, or a re-evaluation."""
-
-    role: str                      # "baseline" | "reeval"
-    label: str                     # baseline name, or "#<source trial> seed <s>"
-    ramp: list[int]
-    seed: int | None = None        # None: the proxy's own seed
-    attrs: dict[str, Any] | None = None   # extra user attributes of the trial
-
-
-@dataclass(frozen=True)
-class Job:
-    """One ramp handed from the searcher to a Ray trial."""
-
-    number: int          # Optuna trial number
-    ramp: list[int]
-    role: str            # "candidate" | "baseline" | "reeval"
-    label: str
-    seed: int | None = None
 
 
 # --------------------------------------------------------------------------- trial worker
@@ -107,7 +87,9 @@ class RampSearcher(Searcher):
 
     def __init__(self, study: optuna.Study, plan: SearchPlan, fixed_jobs: list[FixedJob],
                  candidates_wanted: int, on_event: Callable[[str, Job, dict], None]) -> None:
-        super().__init__(metric="top1", mode="max")
+        self.objective = plan.objective
+        super().__init__(metric=self.objective.key,
+                         mode="max" if self.objective.maximize else "min")
         self.study, self.plan, self.on_event = study, plan, on_event
         self.pending = list(fixed_jobs)
         self.candidates_left = candidates_wanted
@@ -144,8 +126,11 @@ class RampSearcher(Searcher):
         if trial_id not in self.live:
             return
         trial, job = self.live[trial_id]
-        if self.report_curves and "top1" in result and result.get("epoch"):
-            trial.report(float(result["top1"]), step=int(result["epoch"]))  # live curves
+        key = self.objective.key
+        if self.report_curves and result.get(key) is not None and result.get("epoch"):
+            value = float(result[key])
+            if math.isfinite(value):
+                trial.report(value, step=int(result["epoch"]))  # live curves
         if not result.get("final"):
             self.on_event("epoch", job, result)
 
@@ -154,7 +139,7 @@ class RampSearcher(Searcher):
         if trial_id not in self.live:
             return
         trial, job = self.live.pop(trial_id)
-        outcome = tell_outcome(self.study, trial, result, error)
+        outcome = tell_outcome(self.study, trial, result, error, self.objective.key)
         self.on_event("end", job, outcome)
 
 
@@ -218,8 +203,9 @@ def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: st
 
 
 def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
-                 error: bool) -> dict[str, Any]:
-    """Record how a Ray trial ended and tell the study. Returns what was recorded."""
+                 error: bool, objective: str) -> dict[str, Any]:
+    """Record how a Ray trial ended and tell the study its ``objective`` (a recorded score:
+    'val_loss' or 'top1'). Both scores are always recorded. Returns what was recorded."""
     result = result or {}
     epochs = int(result.get("epoch", 0) or 0)
     status = result.get("status") if result.get("final") else None
@@ -236,8 +222,8 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
             attrs[key] = float(result[key])
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    if status == "completed" and "top1" in attrs:
-        values = [attrs["top1"]]
+    if status == "completed" and objective in attrs:
+        values = [attrs[objective]]
         if len(study.directions) > 1:
             values.append(trial.user_attrs["flops"] / 1e9)
         study.tell(trial, values)
@@ -266,10 +252,11 @@ def work_left(study: optuna.Study, plan: SearchPlan) -> tuple[list[FixedJob], in
     return baselines, candidates
 
 
-def start_ray(plan: SearchPlan) -> None:
-    """Connect to the cluster at plan.ray_address, or start a local Ray instance."""
+def start_ray(plan: SearchPlan) -> bool:
+    """Connect to the cluster at plan.ray_address, or start a local Ray instance. Returns
+    whether this call started it (False: Ray was already up, and its owner shuts it down)."""
     if ray.is_initialized():
-        return
+        return False
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR",
                                   log_to_driver=False)
     if plan.ray_address:
@@ -278,6 +265,19 @@ def start_ray(plan: SearchPlan) -> None:
         ray.init(address=plan.ray_address, runtime_env={"env_vars": env}, **kwargs)
     else:
         ray.init(address="local", **kwargs)
+    return True
+
+
+@contextlib.contextmanager
+def ray_session(plan: SearchPlan) -> Iterator[None]:
+    """Ray kept up across several ``execute`` calls (a search and its race), so it starts
+    once; shut down (a local instance) or disconnected (a cluster) on every exit path."""
+    started = start_ray(plan)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def cluster_concurrency(plan: SearchPlan) -> int:
@@ -304,11 +304,8 @@ def execute(study: optuna.Study, plan: SearchPlan, data: ProxyData, fixed_jobs: 
     before = {role: len(study_lib.ended_trials(study, role)) for role in counted}
     interrupted = False
     if fixed_jobs or candidates:
-        start_ray(plan)
-        try:
+        with ray_session(plan):
             interrupted = run_tuner(study, plan, data, fixed_jobs, candidates, on_event)
-        finally:
-            ray.shutdown()  # stops a local instance; only disconnects from a cluster
     trained = {role: len(study_lib.ended_trials(study, role)) - before[role] for role in counted}
     return SearchOutcome(interrupted, [], trained, time.monotonic() - started)
 
@@ -336,7 +333,8 @@ def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan),
                                     num_samples=-1, reuse_actors=True,
-                                    max_concurrent_trials=concurrency, metric="top1", mode="max",
+                                    max_concurrent_trials=concurrency, metric=searcher.metric,
+                                    mode=searcher.mode,
                                     trial_name_creator=trial_name,
                                     trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(

@@ -23,6 +23,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError
+from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
 
 # Trial user attributes written by the search (read by rank, report and export).
 ROLE = "role"                  # "candidate" | "baseline" | "rejected"
@@ -51,7 +52,9 @@ class StudySettings:
     sampler: str
     seed: int
     scheduler: str
-    objectives: list[str] = field(default_factory=lambda: ["top1"])
+    # The first is the score optimised and ranked by; studies made before it was a setting
+    # hold ["top1"].
+    objectives: list[str] = field(default_factory=lambda: [DEFAULT_OBJECTIVE])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,7 +162,8 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
                           sampler: optuna.samplers.BaseSampler, resume: bool) -> optuna.Study:
     """Create the study, or reopen it for --resume after checking it measures the same thing."""
     storage = open_storage(location.storage_url)
-    directions = ["maximize"] + ["minimize"] * (len(settings.objectives) - 1)
+    objective = objective_of(settings.objectives)
+    directions = [objective.direction] + ["minimize"] * (len(settings.objectives) - 1)
     existing = {s.study_name for s in storage.get_all_studies()}
     if location.name in existing:
         study = optuna.load_study(study_name=location.name, storage=storage, sampler=sampler)
@@ -184,8 +188,15 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
     with warnings.catch_warnings():  # experimental in Optuna, and exactly what the UI needs
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(["top1"] + (["GFLOPs"] if len(directions) > 1 else []))
+        # The dashboard labels the objective with these names.
+        study.set_metric_names([objective.key] + (["GFLOPs"] if len(directions) > 1 else []))
     return study
+
+
+def study_objective(study: optuna.Study) -> Objective:
+    """The objective a study optimises (top-1 for a study made before it was a setting, or
+    one not made by rampsearch)."""
+    return objective_of(study.user_attrs.get(SETTINGS_ATTR, {}).get("objectives"))
 
 
 def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:

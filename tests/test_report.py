@@ -43,24 +43,27 @@ def make_study(tmp_path):
                  "params": iformer.count_params(config), "high_ratios": config.high_ratios(),
                  "within_budget": iformer.count_flops(config) <= 4.8e9, "status": "completed",
                  "epochs_reached": 3, "top1": 60.0 + index * 1.5 - (index % 2) * 2,
-                 "top5": 95.0}
+                 "top5": 95.0, "val_loss": 1.0 - index * 0.02 + (index % 2) * 0.03}
         if index == 0:
             attrs["baseline"] = "paper"
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         for epoch in (1, 2, 3):
-            trial.report(attrs["top1"] - (3 - epoch) * 5, step=epoch)
-        study.tell(trial, attrs["top1"])
-    for seed in range(3):  # a re-evaluation of the paper's ramp and of trial 1
-        for source, base_score in ((0, 61.0), (1, 62.0)):
+            trial.report(attrs["val_loss"] + (3 - epoch) * 0.2, step=epoch)
+        study.tell(trial, attrs["val_loss"])  # the study's objective: validation loss
+    for seed in (1, 2, 3):  # a race of trial 1 against the paper's ramp (trial 0)
+        for source, base_loss in ((0, 0.95), (1, 0.93)):
+            loss = base_loss + seed * 0.01 + (0.002 * seed if source else 0.0)
             trial = study.ask()
             for key, value in {"role": "reeval", "source_trial": source, "seed": seed,
-                               "reeval_epochs": 6, "status": "completed",
-                               "top1": base_score + seed * 0.3,
+                               "reeval_epochs": 6, "status": "completed", "val_loss": loss,
+                               "top1": 70 - 10 * loss,
                                "source_role": "baseline:paper" if source == 0 else "candidate",
                                }.items():
                 trial.set_user_attr(key, value)
-            study.tell(trial, base_score + seed * 0.3)
+            study.tell(trial, loss)
+    study.set_user_attr("race", {"trials": [1, 0], "seeds": [1, 2, 3], "epochs": 6,
+                                 "max_trainings": None})
     return location, study
 
 
@@ -93,14 +96,18 @@ class PlotCounter(HTMLParser):
 def test_report_holds_every_plot(tmp_path):
     location, study = make_study(tmp_path)
     from rampsearch.leaderboard import leaderboard
-    from rampsearch.ranking import reeval_summary
+    from rampsearch.ranking import stored_race
 
     frame = leaderboard(study, SMALL.depths)
-    page, count = build_report(study, frame, SMALL.depths, 4_800_000_000, reeval_summary(study))
-    # accuracy vs FLOPs, ramp curves, history, learning curves, importances, re-evaluation
+    race = stored_race(study, frame)
+    assert race is not None and list(race.table["verdict"]) == ["better"]
+    page, count = build_report(study, frame, SMALL.depths, 4_800_000_000, race)
+    # objective vs FLOPs, ramp curves, history, learning curves, importances, race rounds
     assert count == 6
     assert page.count('id="plot-') == count
     assert "paper ramp" in page and "Leaderboard" in page
+    assert "Race against the paper" in page and "better than the paper" in page
+    assert "objective: val_loss" in page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by `make setup`")
@@ -124,12 +131,14 @@ def test_report_renders_in_headless_chromium(tmp_path):
 def test_plots_have_their_data(tmp_path):
     _, study = make_study(tmp_path)
     from rampsearch.leaderboard import leaderboard
-    from rampsearch.report import accuracy_vs_flops, ramp_curves
+    from rampsearch.objective import OBJECTIVES
+    from rampsearch.report import ramp_curves, score_vs_flops
 
     frame = leaderboard(study, SMALL.depths)
-    scatter = accuracy_vs_flops(frame, 4.8)
+    scatter = score_vs_flops(frame, 4.8, OBJECTIVES["val_loss"])
     assert len(scatter.data[0].x) == 5 and len(scatter.data[1].x) == 1  # 5 searched, 1 paper
-    curves = ramp_curves(frame, SMALL.depths)
+    assert sorted(scatter.data[0].y) == sorted(frame[frame["role"] == "candidate"]["val_loss"])
+    curves = ramp_curves(frame, SMALL.depths, OBJECTIVES["val_loss"])
     assert curves.data[-1].name == "paper ramp"
     assert list(curves.data[-1].y) == pytest.approx(SMALL.high_ratios(), abs=1e-4)
     assert study.get_trials(states=(TrialState.COMPLETE,))

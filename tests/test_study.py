@@ -14,7 +14,9 @@ from rampsearch import study as study_lib
 from rampsearch.errors import UserError
 from rampsearch.leaderboard import compact_ramp, leaderboard, pareto_mask
 from rampsearch.progress import Progress, format_duration
-from rampsearch.ranking import leaders, reeval_summary
+from rampsearch.objective import OBJECTIVES
+from rampsearch.race import RaceRules
+from rampsearch.ranking import leaders, race_result
 from rampsearch.search import tell_outcome
 
 SMALL = iformer.preset("small")
@@ -141,7 +143,10 @@ def test_pareto_mask_on_accuracy_and_flops():
 
     frame = pd.DataFrame({"status": ["completed"] * 3, "top1": [50.0, 60.0, 55.0],
                           "gflops": [4.0, 4.5, 4.6]})
-    assert list(pareto_mask(frame)) == [True, True, False]
+    assert list(pareto_mask(frame, OBJECTIVES["top1"])) == [True, True, False]
+    # By a loss (lower is better) the same numbers give the other front.
+    frame["val_loss"] = frame["top1"] / 100
+    assert list(pareto_mask(frame, OBJECTIVES["val_loss"])) == [True, False, False]
 
 
 def test_compact_ramp():
@@ -162,7 +167,7 @@ def test_tell_outcome_states(tmp_path):
     for result, error, expected in cases:
         trial = study.ask()
         trial.set_user_attr("flops", 1)
-        attrs = tell_outcome(study, trial, result, error)
+        attrs = tell_outcome(study, trial, result, error, "top1")
         frozen = study.get_trials()[-1]
         assert frozen.state == expected
         assert frozen.user_attrs["end_reason"] == attrs["end_reason"]
@@ -170,25 +175,42 @@ def test_tell_outcome_states(tmp_path):
     assert "scheduler" in study.get_trials()[2].user_attrs["end_reason"]
 
 
-def test_reeval_summary_interval_and_ties():
-    study = optuna.create_study(direction="maximize")
-    scores = {1: [70.0, 71.0, 72.0], 2: [69.0, 71.5, 70.5], 3: [50.0, 50.5, 49.5]}
-    for source, values in scores.items():
-        for seed, value in enumerate(values):
+def test_race_result_pairs_seeds_and_gives_verdicts(tmp_path):
+    """Leaders raced against the paper's ramp on a real storage: a leader that is better on
+    every seed by about 0.05 loss is 'better' although a shared seed effect of +-0.3 makes
+    the unpaired spread large; one within the noise is 'tied'; both scores are shown."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="minimize")
+    paper = add_trial(study, PAPER, role="baseline", baseline="paper", top1=40.0)
+    good = add_trial(study, [1] * 3 + [3] * 3 + [5] * 9 + [6] * 3, top1=44.0)
+    close = add_trial(study, [1] * 3 + [3] * 3 + [4] * 9 + [6] * 3, top1=43.0)
+    seed_effect = {1: 0.3, 2: -0.3, 3: 0.0, 4: 0.2}
+    offsets = {paper: 0.0, good: -0.05, close: 0.0}
+    wobble = {1: 0.01, 2: -0.01, 3: 0.02, 4: -0.02}
+    for source, offset in offsets.items():
+        for seed, effect in seed_effect.items():
+            loss = 1.0 + effect + offset + (wobble[seed] if source == close else 0.0)
             trial = study.ask()
             for key, attr in {"role": "reeval", "source_trial": source, "seed": seed,
-                              "reeval_epochs": 4, "status": "completed", "top1": value,
-                              "source_role": "candidate"}.items():
+                              "reeval_epochs": 2, "status": "completed", "val_loss": loss,
+                              "top1": 80.0 - 10 * loss, "source_role": "candidate"}.items():
                 trial.set_user_attr(key, attr)
-            study.tell(trial, value)
-    summary = reeval_summary(study, epochs=4)
-    assert list(summary["trial"]) == [1, 2, 3]
-    first = summary.iloc[0]
-    assert first["mean_top1"] == pytest.approx(71.0)
-    # t(0.975, 2) = 4.303; std of 70, 71, 72 is 1.
-    assert first["ci95"] == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
-    assert summary.iloc[1]["verdict"].startswith("tied with leader")
-    assert summary.iloc[2]["verdict"].startswith("below leader")
+            study.tell(trial, loss)
+    frame = leaderboard(study, SMALL.depths, OBJECTIVES["val_loss"])
+    frame["val_loss"] = frame["val_loss"].fillna(1.0)
+    chosen = frame[frame["trial"].isin([paper, good, close])]
+    result = race_result(study, chosen, RaceRules((1, 2, 3, 4)), 2, OBJECTIVES["val_loss"])
+    rows = result.table.set_index("trial")
+    assert rows.loc[good, "verdict"] == "better"
+    assert rows.loc[good, "diff_vs_paper"] == pytest.approx(-0.05)
+    assert rows.loc[good, "diff_high"] < 0 and rows.loc[good, "seeds"] == 4
+    assert rows.loc[close, "verdict"] == "tied"
+    assert rows.loc[close, "diff_low"] < 0 < rows.loc[close, "diff_high"]
+    assert rows.loc[good, "mean_top1"] == pytest.approx(70.0)
+    # Round 2 (3 seeds) separates 'close' from the best, so it leaves the race; then the best
+    # is separated from the paper's ramp and the race ends.
+    assert result.state.dropped == {close: 2}
+    assert result.state.best == good and result.state.finished
+    assert rows.loc[close, "standing"] == "dropped in round 2"
 
 
 def test_leaders_take_top_candidates_within_budget_and_the_paper(tmp_path):

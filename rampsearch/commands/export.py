@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "README with the commands to train it.")
     study_lib.add_study_arguments(parser)
     parser.add_argument("--trial", default="best", metavar="best|N",
-                        help="'best' (highest proxy top-1 within the budget) or a trial number")
+                        help="'best' (the race's best candidate when the study raced its "
+                             "leaders, else the best proxy score by the study's objective "
+                             "within the budget) or a trial number")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (default: results/<study>/export)")
     parser.set_defaults(handler=run)

@@ -37,9 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--seeds", type=int, default=2, metavar="S", help="seeds per ramp and setting")
     add("--seed", type=int, default=0, help="seed that draws the sampled ramps")
     add("--data", default="fashion-mnist", help="fashion-mnist, synthetic or a prepared folder")
-    add("--proxy", default="default", metavar="SETTINGS", help="the setting under test")
+    add("--proxy", action="append", metavar="SETTINGS",
+        help="a setting under test; repeat it to compare several on the same ramps (named "
+             "proxy, proxy2, ... in the tables; default: one, 'default')")
     add("--reference", metavar="SETTINGS",
-        help="the trusted setting; pairs change the --proxy setting (default: 4x the epochs)")
+        help="the trusted setting; pairs change the first --proxy setting (default: 4x its "
+             "epochs)")
+    add("--objective", default="val_loss", choices=("val_loss", "top1"),
+        help="score the learning curves record (both final scores are always ranked)")
     add("--no-zero-cost", dest="zero_cost", action="store_false",
         help="skip the zero-cost scores")
     add("--no-train", dest="train", action="store_false",
@@ -56,18 +61,22 @@ def check_arguments(args: argparse.Namespace) -> None:
                         f"noise).")
 
 
-def resolve_settings(args: argparse.Namespace) -> tuple[Any, Any]:
-    from ..fidelity import parse_settings
+def resolve_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """({name: settings} of the proxies, in order: proxy, proxy2, ...; the reference)."""
+    from ..fidelity import parse_settings, proxy_name
 
-    proxy = parse_settings(args.proxy, flag="--proxy")
+    texts = args.proxy or ["default"]
+    proxies = {proxy_name(i): parse_settings(text, flag="--proxy")
+               for i, text in enumerate(texts)}
+    first = proxies["proxy"]
     if args.reference is None:
-        reference = dataclasses.replace(proxy, epochs=4 * proxy.epochs)
+        reference = dataclasses.replace(first, epochs=4 * first.epochs)
     else:
-        reference = parse_settings(args.reference, base=proxy, flag="--reference")
-    if reference == proxy:
-        raise UserError("--reference equals --proxy; give the reference more epochs, width or "
-                        "resolution, e.g. --reference epochs=12,width=0.5.")
-    return proxy, reference
+        reference = parse_settings(args.reference, base=first, flag="--reference")
+    if reference in proxies.values():
+        raise UserError("--reference equals --proxy (a --proxy setting); give the reference more "
+                        "epochs, data, width or resolution, e.g. --reference epochs=12,width=0.5.")
+    return proxies, reference
 
 
 def plan_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,7 +94,7 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
             "study": study, "storage": None, "results": str(args.results),
             "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
             "max_concurrent": args.max_concurrent, "scheduler": "none", "seed": args.seed,
-            "ray_address": args.ray_address}
+            "ray_address": args.ray_address, "objective": args.objective}
 
 
 def default_study_name(args: argparse.Namespace) -> str:
@@ -94,8 +103,10 @@ def default_study_name(args: argparse.Namespace) -> str:
     return f"fidelity-{base}-{Path(args.space).stem}{budget}"
 
 
-def open_study(plan: Any, reference: Any) -> Any:
-    """The fidelity study: created, or reopened if it measures the same settings."""
+def open_study(plan: Any, reference: Any, proxies: dict[str, Any]) -> Any:
+    """The fidelity study: created, or reopened if it measures the same settings. A proxy
+    may be added to a study that has the others (the same ramps then get one more
+    setting); one stored under the same name with other settings is refused."""
     import optuna
 
     from ..fidelity import STUDY_ATTR
@@ -112,8 +123,17 @@ def open_study(plan: Any, reference: Any) -> Any:
         raise UserError(f"study {location.name!r} already measured another reference setting "
                         f"({'; '.join(differences)}); use the same --reference, or a new study "
                         f"with --study NEW_NAME.")
+    known = dict(stored.get("proxies") or {"proxy": plan.proxy.to_dict()})
+    for name, settings in proxies.items():
+        if name in known and known[name] != settings.to_dict():
+            differences = study_lib.settings_differences(known[name], settings.to_dict())
+            raise UserError(f"study {location.name!r} measured another {name} setting "
+                            f"({'; '.join(differences)}); keep the --proxy settings in the "
+                            f"same order, or use a new study with --study NEW_NAME.")
+        known[name] = settings.to_dict()
     if not exists:
-        study.set_user_attr(STUDY_ATTR, {"reference": reference.to_dict(), "zero_cost": {}})
+        stored = {"reference": reference.to_dict(), "zero_cost": {}}
+    study.set_user_attr(STUDY_ATTR, {**stored, "proxies": known})
     study_lib.write_run_file(location, plan.settings, trials=0)
     return study
 
@@ -129,17 +149,19 @@ def run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_arguments(args)
-    proxy, reference = resolve_settings(args)
+    proxies, reference = resolve_settings(args)
+    proxy = proxies["proxy"]
     plan = build_plan(plan_options(args), proxy)
     budget: Budget | None = plan.budget if args.budget is not None else None
     ramps = choose_ramps(plan.space, args.samples, budget, seed=args.seed)
-    study = open_study(plan, reference)
+    study = open_study(plan, reference, proxies)
     print(f"study      {plan.location.name}   ({plan.location.storage_url})")
     print(f"ramps      {len(ramps)} of {plan.space.base_name} ({', '.join(ramps)}), "
           f"{args.seeds} seeds each" + (f", sampled within {budget}" if budget else ""))
-    print(f"proxy      {describe_settings(proxy)}")
+    for name, settings in proxies.items():
+        print(f"{name:<10} {describe_settings(settings)}")
     print(f"reference  {describe_settings(reference)}")
-    for name, settings in (("proxy", proxy), ("reference", reference)):
+    for name, settings in (*proxies.items(), ("reference", reference)):
         if args.train and train_setting(study, plan, args, ramps, name, settings) == 130:
             return 130
     if args.zero_cost:
@@ -204,16 +226,23 @@ def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
 
 
 def report(study: Any, plan: Any) -> int:
-    from ..fidelity import fidelity_tables, format_tables
+    import pandas as pd
 
-    table, summary, epochs = fidelity_tables(study, plan.space.base.depths)
-    print()
-    print(format_tables(table, summary))
+    from ..fidelity import FIDELITY_SCORES, fidelity_tables, format_tables
+
+    tables, summaries, epochs = [], [], []
+    for score in FIDELITY_SCORES:
+        table, summary, per_epoch = fidelity_tables(study, plan.space.base.depths, score)
+        print()
+        print(format_tables(table, summary, score))
+        tables.append(table.assign(score=score))
+        summaries.append(summary)
+        epochs.append(per_epoch)
     folder = plan.location.folder
-    table.to_csv(folder / "fidelity.csv", index=False)
-    summary.to_csv(folder / "fidelity_summary.csv", index=False)
-    epochs.to_csv(folder / "fidelity_epochs.csv", index=False)
-    print(f"\nper ramp       {folder / 'fidelity.csv'}")
+    pd.concat(tables).to_csv(folder / "fidelity.csv", index=False)
+    pd.concat(summaries).to_csv(folder / "fidelity_summary.csv", index=False)
+    pd.concat(epochs).to_csv(folder / "fidelity_epochs.csv", index=False)
+    print(f"\nper ramp       {folder / 'fidelity.csv'} (both scores: column 'score')")
     print(f"summary        {folder / 'fidelity_summary.csv'} (tau per epoch: "
           f"fidelity_epochs.csv)")
     from .report import write_report

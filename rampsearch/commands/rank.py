@@ -9,29 +9,63 @@ from .. import study as study_lib
 from ..errors import UserError
 from ..leaderboard import format_table, leaderboard
 from ..plan import add_ray_arguments, build_plan, stored_options
+from ..proxy import ProxySettings
+from ..race import MIN_SEEDS
+
+# The race `rampsearch run` ends with; `rank` races only when asked (--reeval-top K).
+RACE_DEFAULTS = {"reeval_top": 2, "max_seeds": 5}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "rank", help="leaderboard of a study; --reeval-top K re-trains the leaders with seeds",
-        description="Write results/<study>/leaderboard.csv and .parquet and print the top. "
-                    "Trials stopped early are never ranked above fully trained ones. With "
-                    "--reeval-top K, the top K candidates and the paper's ramp are re-trained "
-                    "with --seeds S at a higher fidelity on Ray and ranked by their mean with "
-                    "a 95%% interval.")
+        "rank", help="leaderboard of a study; --reeval-top K races the leaders with seeds",
+        description="Write results/<study>/leaderboard.csv and .parquet and print the top, "
+                    "ranked by the study's objective. Trials stopped early are never ranked "
+                    "above fully trained ones. With --reeval-top K, the top K candidates and "
+                    "the paper's ramp are raced: each round gives every surviving leader and "
+                    "the paper's ramp one more seed (never the search's own seed), a leader "
+                    "significantly worse than the best (seed-paired) is dropped, and the race "
+                    "ends when the best is separated from the paper's ramp and the rest, or at "
+                    "--max-seeds. Each leader gets its paired difference to the paper's ramp "
+                    "with a 95%% interval and a verdict: better, worse or tied. Run the same "
+                    "command again to finish an interrupted race.")
     study_lib.add_study_arguments(parser)
     parser.add_argument("--top", type=int, default=10, help="rows to print (10)")
-    parser.add_argument("--reeval-top", type=int, metavar="K",
-                        help="re-train the top K candidates and the paper's ramp")
-    parser.add_argument("--seeds", type=int, default=3, metavar="S",
-                        help="seeds per re-trained ramp (3)")
-    parser.add_argument("--epochs", type=int, metavar="E",
-                        help="epochs of the re-evaluation (default: twice the search's)")
+    add_race_arguments(parser)
     add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
+def add_race_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """The race's options; ``rank`` and ``run`` share them (``run`` fills its defaults
+    later, from --config or a resumed study)."""
+    parser.add_argument("--reeval-top", type=int, metavar="K",
+                        help="race the top K candidates against the paper's ramp"
+                             + ("" if defaults else
+                                f" ({RACE_DEFAULTS['reeval_top']}; 0: no race)"))
+    parser.add_argument("--max-seeds", type=int, metavar="S",
+                        default=RACE_DEFAULTS["max_seeds"] if defaults else None,
+                        help=f"most seeds per raced ramp ({RACE_DEFAULTS['max_seeds']})")
+    parser.add_argument("--max-trainings", type=int, metavar="N",
+                        help="most race trainings in all (default: no limit but --max-seeds)")
+    parser.add_argument("--race-epochs", type=int, metavar="E",
+                        help="epochs of each race training (default: the search's)")
+
+
+def check_race_arguments(args: argparse.Namespace) -> None:
+    if args.reeval_top is not None and args.reeval_top < 0:
+        raise UserError(f"--reeval-top {args.reeval_top}: give 0 (no race) or more leaders.")
+    if args.max_seeds is not None and args.max_seeds < MIN_SEEDS:
+        raise UserError(f"--max-seeds {args.max_seeds}: give at least {MIN_SEEDS} (a paired "
+                        f"interval needs two seeds).")
+    if args.max_trainings is not None and args.max_trainings < 1:
+        raise UserError(f"--max-trainings {args.max_trainings}: give at least 1.")
+    if args.race_epochs is not None and args.race_epochs < 1:
+        raise UserError(f"--race-epochs {args.race_epochs}: give at least 1.")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_race_arguments(args)
     location = study_lib.find_study(args.results, args.study)
     study = study_lib.load_study(location)
     options = stored_options(location)
@@ -46,46 +80,64 @@ def run(args: argparse.Namespace) -> int:
     frame.to_parquet(location.folder / "leaderboard.parquet", index=False)
     print(format_table(frame, limit=args.top))
     print(f"\nleaderboard  {location.folder / 'leaderboard.csv'} (.parquet)")
-    if args.reeval_top is None:
+    if not args.reeval_top:
         return 0
-    if args.reeval_top < 1 or args.seeds < 2:
-        raise UserError("--reeval-top needs K >= 1 and --seeds S >= 2 (an interval needs two "
-                        "seeds).")
-    return reevaluate(args, location, study, frame, options)
-
-
-def reevaluate(args: argparse.Namespace, location: study_lib.StudyLocation, study, frame,
-               options: dict) -> int:
-    from ..proxy import ProxySettings, load_data_for
-    from ..ranking import format_reeval, leaders, reeval_jobs, reeval_summary
-    from ..search import execute
-
-    proxy = ProxySettings.from_dict(options["proxy"])
-    epochs = args.epochs or 2 * proxy.epochs
-    proxy = dataclasses.replace(proxy, epochs=epochs)
     options = {**options, "cpus_per_trial": args.cpus_per_trial,
                "gpus_per_trial": args.gpus_per_trial, "max_concurrent": args.max_concurrent,
                "ray_address": args.ray_address, "trials": 0}
+    proxy = ProxySettings.from_dict(options["proxy"])
     plan = build_plan(options, proxy)
-    chosen = leaders(frame, args.reeval_top)
-    jobs = reeval_jobs(study, chosen, args.seeds, epochs)
-    print(f"\nre-evaluating {len(chosen)} ramps x {args.seeds} seeds at {epochs} epochs "
-          f"({len(jobs)} trainings left)")
-    if jobs:
-        data = load_data_for(options["data"], proxy)
-        from ..progress import Progress
+    return race(args, plan, study, frame)
 
+
+def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
+    """Race the leaders (``args``: reeval_top, max_seeds, max_trainings, race_epochs), print
+    the table and the verdict, write reeval.csv and race_rounds.csv. ``data``: the search's
+    images when already loaded. Returns 130 when interrupted."""
+    from ..race import RaceRules, race_seeds
+    from ..ranking import format_race, leaders, race_rounds, store_race, verdict_paragraph
+
+    chosen = leaders(frame, args.reeval_top)
+    if (chosen["role"] == "baseline:paper").sum() == 0:
+        raise UserError("the race needs the paper's ramp completed in the study; run "
+                        f"`rampsearch run --resume --study {plan.location.name}` to train it.")
+    if len(chosen) < 2:
+        raise UserError("no completed candidate within the budget to race against the "
+                        "paper's ramp yet; let the search train some first.")
+    epochs = args.race_epochs or plan.proxy.epochs
+    rules = RaceRules(race_seeds(plan.settings.seed, args.max_seeds), args.max_trainings)
+    proxy = dataclasses.replace(plan.proxy, epochs=epochs)
+    race_plan = dataclasses.replace(plan, proxy=proxy)
+    objective = plan.objective
+    print(f"\nrace       top {len(chosen) - 1} candidate(s) and the paper's ramp, seeds "
+          f"{rules.seeds[0]}..{rules.seeds[-1]} at most, {epochs} epochs, by {objective.key} "
+          f"(paired by seed)", flush=True)
+
+    def train(jobs) -> bool:
+        nonlocal data
+        from ..progress import Progress
+        from ..proxy import load_data_for
+        from ..search import execute  # imports Ray
+
+        if data is None:
+            data = load_data_for(plan.settings.data, proxy)
         progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
-                            depths=plan.space.base.depths, epochs=epochs)
-        outcome = execute(study, plan, data, jobs, 0, progress)
+                            depths=plan.space.base.depths, epochs=epochs, objective=objective)
+        outcome = execute(study, race_plan, data, jobs, 0, progress)
         progress.finish()
-        if outcome.interrupted:
-            print("interrupted: finished re-evaluations are kept; run the same command again "
-                  "to complete them.")
-            return 130
-    summary = reeval_summary(study, epochs)
+        return outcome.interrupted
+
+    result, interrupted = race_rounds(study, chosen, rules, epochs, objective, train)
+    store_race(study, chosen, rules, epochs)
     print()
-    print(format_reeval(summary))
-    summary.drop(columns=["scores"]).to_csv(location.folder / "reeval.csv", index=False)
-    print(f"\nre-evaluation  {location.folder / 'reeval.csv'}")
+    print(format_race(result))
+    folder = plan.location.folder
+    result.table.to_csv(folder / "reeval.csv", index=False)
+    result.history.to_csv(folder / "race_rounds.csv", index=False)
+    print(f"\nrace       {folder / 'reeval.csv'} (rounds: race_rounds.csv)")
+    if interrupted:
+        print("interrupted: finished race trainings are kept; run the same command again to "
+              "complete the race.")
+        return 130
+    print(verdict_paragraph(result))
     return 0

@@ -26,22 +26,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def write_report(location: study_lib.StudyLocation, out: Path | None = None) -> Path:
     from search_spaces import load_space
 
-    from ..fidelity import fidelity_tables
+    from ..fidelity import FIDELITY_SCORES, fidelity_tables
     from ..leaderboard import leaderboard
     from ..plan import stored_options
-    from ..ranking import reeval_summary
+    from ..ranking import stored_race
     from ..report import build_report
 
     study = study_lib.load_study(location)
     options = stored_options(location)
     space = load_space(options["space"], base=options["base"])
     frame = leaderboard(study, space.base.depths)
-    table, summary, _ = fidelity_tables(study, space.base.depths)
-    if frame.empty and table.empty:
+    fidelity = {score: fidelity_tables(study, space.base.depths, score)[:2]
+                for score in FIDELITY_SCORES}
+    fidelity = {score: pair for score, pair in fidelity.items() if not pair[0].empty}
+    if frame.empty and not fidelity:
         raise UserError(f"study {location.name!r} has no trained trial yet; nothing to report.")
     budget_flops = study.user_attrs[study_lib.SETTINGS_ATTR]["budget_flops"]
-    page, _ = build_report(study, frame, space.base.depths, budget_flops, reeval_summary(study),
-                           fidelity=(table, summary) if not table.empty else None)
+    page, _ = build_report(study, frame, space.base.depths, budget_flops,
+                           stored_race(study, frame),
+                           fidelity=fidelity or None)
     path = out or location.folder / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -12,16 +12,19 @@ import yaml
 from .. import study as study_lib
 from ..data import ProxyData
 from ..errors import UserError
+from ..objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from ..plan import SearchPlan, add_ray_arguments, build_plan, stored_options
 from ..proxy import ProxySettings, add_proxy_arguments, load_data_for, settings_from_args
 from ..samplers import SAMPLERS, make_sampler
+from .rank import RACE_DEFAULTS, add_race_arguments, check_race_arguments
 
 # Defaults applied after --config and --resume have filled what the command line left out.
 DEFAULTS: dict[str, Any] = {
     "budget": None, "budget_resolution": 224, "base": None, "space": "monotone",
     "data": "fashion-mnist", "trials": 16, "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_concurrent": None,
-    "scheduler": "none", "seed": 0, "ray_address": None,
+    "scheduler": "none", "seed": 0, "ray_address": None, "objective": DEFAULT_OBJECTIVE,
+    **RACE_DEFAULTS, "max_trainings": None, "race_epochs": None,
 }
 PROXY_KEYS = ("width", "resolution", "epochs", "train_samples", "batch_size", "lr")
 
@@ -45,7 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--data", help="fashion-mnist, synthetic, or a folder made by `rampsearch data "
                        "prepare` (fashion-mnist)")
     add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines (16)")
-    add("--sampler", choices=SAMPLERS, help="tpe; nsga2 for top-1 vs FLOPs as two objectives; "
+    add("--objective", choices=tuple(OBJECTIVES),
+        help="score the sampler optimises and the leaderboard and race rank by; both are "
+             "always recorded (val_loss: the final validation cross-entropy, measured to "
+             "rank ramps more reliably than top-1; see docs/fidelity.md)")
+    add("--sampler", choices=SAMPLERS, help="tpe; nsga2 for the objective vs FLOPs as two objectives; "
                                             "random; gp; cmaes (smooth space only) (tpe)")
     add("--study", help="study name (default: <base>-<space>-<budget>-<time>)")
     add("--storage", help="Optuna RDB URL or journal file (default: sqlite:///results/<study>/"
@@ -59,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                               "--trials after Ctrl-C or a crash")
     add("--config", type=Path, help="YAML file with any of these options (flags win)")
     add_ray_arguments(parser, defaults=False)
+    race = parser.add_argument_group(
+        "race (after the search: the leaders against the paper's ramp, paired seeds)")
+    add_race_arguments(race, defaults=False)
     add_proxy_arguments(parser)
     parser.set_defaults(handler=run, **{k: None for k in DEFAULTS})
 
@@ -108,6 +118,7 @@ def apply_defaults(args: argparse.Namespace) -> None:
                         "(one multiply-add counts as one FLOP).")
     if args.trials < 1:
         raise UserError(f"--trials {args.trials}: give at least 1 candidate to train.")
+    check_race_arguments(args)
 
 
 # ---------------------------------------------------------------------------------- run
@@ -129,16 +140,38 @@ def run(args: argparse.Namespace) -> int:
     study_lib.write_run_file(plan.location, plan.settings, args.trials)
 
     from ..progress import Progress
-    from ..search import run_search, work_left  # imports Ray
+    from ..search import ray_session, run_search, work_left  # imports Ray
 
     print_plan(plan, data)
     fixed, candidates = work_left(study, plan)
     progress = Progress(total_jobs=len(fixed) + candidates,
                         concurrency=plan.max_concurrent or 1, depths=plan.space.base.depths,
-                        epochs=proxy.epochs)
-    outcome = run_search(study, plan, data, progress)
-    progress.finish()
-    return print_summary(study, plan, outcome)
+                        epochs=proxy.epochs, objective=plan.objective)
+    with ray_session(plan):  # started once for the search and its race
+        outcome = run_search(study, plan, data, progress)
+        progress.finish()
+        code = print_summary(study, plan, outcome)
+        if code == 0 and args.reeval_top:
+            code = race_leaders(args, plan, study, data)
+    return code
+
+
+def race_leaders(args: argparse.Namespace, plan: SearchPlan, study: Any, data: ProxyData
+                 ) -> int:
+    """The race that ends a search: its leaders against the paper's ramp, paired seeds."""
+    from ..leaderboard import leaderboard
+    from .rank import race
+    from .report import write_report
+
+    try:
+        code = race(args, plan, study, leaderboard(study, plan.space.base.depths), data)
+    except UserError as exc:  # nothing to race (e.g. the paper's ramp failed): say so
+        print(f"\nrace       not run: {exc}")
+        return 0
+    print(f"report     {write_report(plan.location)}")
+    if code == 130:
+        print_resume(plan)
+    return code
 
 
 def print_plan(plan: SearchPlan, data: ProxyData) -> None:
@@ -198,9 +231,13 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
           + (f" --results {plan.location.results_dir}"
              if str(plan.location.results_dir) != "results" else ""))
     if outcome.interrupted:
-        print(f"\ninterrupted: finished trials are kept; continue with\n  rampsearch run --resume "
-              f"--study {plan.location.name}"
-              + (f" --results {plan.location.results_dir}"
-                 if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
+        print_resume(plan)
         return 130
     return 0
+
+
+def print_resume(plan: SearchPlan) -> None:
+    print(f"\ninterrupted: finished trials are kept; continue with\n  rampsearch run --resume "
+          f"--study {plan.location.name}"
+          + (f" --results {plan.location.results_dir}"
+             if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)

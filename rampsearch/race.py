@@ -1,0 +1,137 @@
+"""Racing the leaders against the paper's ramp, seed by seed.
+
+A search's leaders were chosen by one seed, so their search scores are biased upwards (the
+winner's curse); the race never reuses that seed. Each round gives every surviving leader,
+and the paper's ramp, one more seed (the first round two, since one seed has no interval).
+After each round every survivor is compared, seed-paired, with the current best; one that is
+significantly worse is dropped (the paper's ramp is never dropped: it is what the verdict is
+about). The race ends when the best is separated from the paper's ramp and from every other
+survivor, or when the seeds or trainings allowed run out.
+
+The state of a race is never stored: it is replayed from the runs in the study, so an
+interrupted race resumes by training only the (ramp, seed) pairs it still lacks, and the
+same runs always give the same verdict. Like F-Race, each round tests at the 95% level
+without correcting for the repeated looks; the final verdict's interval is the one printed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .objective import Objective
+from .paired import PairedDifference, paired_difference
+
+MIN_SEEDS = 2  # the first round: an interval needs two paired seeds
+
+
+@dataclass(frozen=True)
+class RaceRules:
+    seeds: tuple[int, ...]            # the race's seeds, in the order they are given
+    max_trainings: int | None = None  # stop before a round that would exceed this
+
+
+def race_seeds(search_seed: int, max_seeds: int) -> tuple[int, ...]:
+    """Seeds after the one that selected the leaders."""
+    return tuple(range(search_seed + 1, search_seed + 1 + max_seeds))
+
+
+@dataclass
+class RaceState:
+    """Where a race stands after replaying its runs."""
+
+    rounds: int = 0                                   # complete rounds
+    survivors: list[Hashable] = field(default_factory=list)
+    dropped: dict[Hashable, int] = field(default_factory=dict)   # contestant -> round
+    failed: dict[Hashable, int] = field(default_factory=dict)    # contestant -> seed
+    history: list[dict] = field(default_factory=list)            # one row per round and ramp
+    finished: bool = False
+    reason: str = ""
+    best: Hashable | None = None
+
+
+def replay(scores: Mapping[Hashable, Mapping[int, float | None]], contestants: Sequence[Hashable],
+           paper: Hashable, rules: RaceRules, objective: Objective) -> RaceState:
+    """Replay the rounds that the runs in ``scores`` complete. A score of None is a run that
+    ended without one (the ramp diverged or failed): that contestant leaves the race."""
+    state = RaceState(survivors=list(contestants))
+    for size in range(MIN_SEEDS, len(rules.seeds) + 1):
+        used = rules.seeds[:size]
+        for key in list(state.survivors):
+            bad = next((s for s in used if s in scores.get(key, {})
+                        and scores[key][s] is None), None)
+            if bad is not None and key != paper:
+                state.survivors.remove(key)
+                state.failed[key] = bad
+        if any(s not in scores.get(k, {}) for k in state.survivors for s in used):
+            break  # this round is not complete yet
+        if any(scores[paper][s] is None for s in used):
+            state.finished, state.reason = True, "the paper's ramp failed to train"
+            break
+        state.rounds = size
+        play_round(state, scores, paper, used, objective)
+        if state.finished:
+            break
+    else:
+        if state.rounds == len(rules.seeds) and not state.finished:
+            state.finished = True
+            state.reason = f"reached the most seeds allowed ({len(rules.seeds)})"
+    return state
+
+
+def play_round(state: RaceState, scores: Mapping[Hashable, Mapping[int, float | None]],
+               paper: Hashable, used: Sequence[int], objective: Objective) -> None:
+    """Compare every survivor with the round's best; drop the significantly worse."""
+    runs = {k: {s: float(scores[k][s]) for s in used} for k in state.survivors}
+    means = {k: float(np.mean(list(v.values()))) for k, v in runs.items()}
+    best = max(means, key=lambda k: objective.sign() * means[k])
+    state.best = best
+    for key in list(state.survivors):
+        against_best = paired_difference(runs[key], runs[best], objective.maximize)
+        against_paper = paired_difference(runs[key], runs[paper], objective.maximize)
+        dropped = key != paper and key != best and against_best.verdict == "worse"
+        state.history.append({
+            "round": len(used) - MIN_SEEDS + 1, "seeds": len(used), "contestant": key,
+            "mean": means[key], "diff_vs_paper": against_paper.mean,
+            "diff_low": against_paper.low, "diff_high": against_paper.high,
+            "verdict": against_paper.verdict, "dropped": dropped})
+        if dropped:
+            state.survivors.remove(key)
+            state.dropped[key] = len(used) - MIN_SEEDS + 1
+    others = [k for k in state.survivors if k not in (best, paper)]
+    if others:
+        return
+    if best == paper:
+        state.finished, state.reason = True, "every leader is worse than the paper's ramp"
+    elif paired_difference(runs[best], runs[paper], objective.maximize).verdict != "tied":
+        state.finished, state.reason = True, ("the best is separated from the paper's ramp "
+                                              "and from every other leader")
+
+
+def next_jobs(state: RaceState, scores: Mapping[Hashable, Mapping[int, float | None]],
+              rules: RaceRules) -> list[tuple[Hashable, int]]:
+    """(contestant, seed) pairs the next round needs that have no run yet; none when the race
+    is finished."""
+    if state.finished:
+        return []
+    size = max(MIN_SEEDS, state.rounds + 1)
+    if size > len(rules.seeds):
+        return []
+    return [(key, seed) for key in state.survivors for seed in rules.seeds[:size]
+            if seed not in scores.get(key, {})]
+
+
+def verdicts(state: RaceState, scores: Mapping[Hashable, Mapping[int, float | None]],
+             contestants: Sequence[Hashable], paper: Hashable,
+             objective: Objective) -> dict[Hashable, PairedDifference]:
+    """Each leader's paired difference to the paper's ramp over all the seeds both have."""
+    def finite(key: Hashable) -> dict[int, float]:
+        return {s: float(v) for s, v in scores.get(key, {}).items()
+                if v is not None and math.isfinite(v)}
+
+    paper_runs = finite(paper)
+    return {key: paired_difference(finite(key), paper_runs, objective.maximize)
+            for key in contestants if key != paper}
