@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import optuna
@@ -13,8 +12,8 @@ import iformer
 from rampsearch import study as study_lib
 from rampsearch.errors import UserError
 from rampsearch.leaderboard import compact_ramp, leaderboard, pareto_mask
-from rampsearch.progress import Progress, format_duration
 from rampsearch.objective import OBJECTIVES
+from rampsearch.progress import Progress, format_duration
 from rampsearch.race import RaceRules
 from rampsearch.ranking import leaders, race_result
 from rampsearch.search import tell_outcome
