@@ -7,6 +7,8 @@ import os
 # Before torch is imported: OpenMP's default (active) wait policy spins idle threads, which
 # slows a multi-threaded trial many times over when another trial shares the cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Ray Tune's own console tables would interleave with our progress lines.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import argparse  # noqa: E402
 import importlib

@@ -27,8 +27,14 @@ def objectives_for(sampler: str, objective: str) -> list[str]:
 def make_sampler(name: str, seed: int, trials: int, family: str) -> optuna.samplers.BaseSampler:
     if name not in SAMPLERS:
         raise UserError(f"--sampler {name!r} is not known; choose one of {', '.join(SAMPLERS)}.")
-    # Samplers flagged experimental in Optuna (multivariate TPE, GP) are what we want here.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Samplers flagged experimental in Optuna (multivariate TPE, GP) are what we want here;
+    # they warn once, when they are made.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _sampler(name, seed, trials, family)
+
+
+def _sampler(name: str, seed: int, trials: int, family: str) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # Joint (multivariate, grouped) TPE: neighbouring blocks' head counts interact.
         return optuna.samplers.TPESampler(

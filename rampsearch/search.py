@@ -327,8 +327,6 @@ def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
         train_trial, data=data, base=plan.space.base.to_dict(), proxy=plan.proxy.to_dict(),
         threads=max(1, int(plan.cpus_per_trial)))
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-    # Tune's own console tables would interleave with our progress lines.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan),

@@ -65,16 +65,24 @@ def test_tables_are_written_and_printed(measured):
     assert list(table.columns) == [
         "label", "ramp", "gflops", "proxy_mean", "proxy_std", "proxy_seeds", "reference_mean",
         "reference_std", "reference_seeds", "proxy_rank", "reference_rank", "synflow",
-        "naswot", "grad_norm", "attention_heads"]
-    assert len(table) == 3 and set(table["proxy_seeds"]) == {2}
+        "naswot", "grad_norm", "attention_heads", "score"]
+    assert len(table) == 6 and set(table["proxy_seeds"]) == {2}  # 3 ramps x 2 scores
+    assert sorted(set(table["score"])) == ["top1", "val_loss"]
+    loss = table[table["score"] == "val_loss"]
+    assert list(loss["reference_mean"]) == sorted(loss["reference_mean"])  # best (lowest) first
     summary = pd.read_csv(results / "fid" / "fidelity_summary.csv")
-    assert list(summary["scorer"]) == ["proxy", "synflow", "naswot", "grad_norm", "reference"]
+    for score in ("val_loss", "top1"):
+        assert list(summary[summary["score"] == score]["scorer"]) == [
+            "proxy", "synflow", "naswot", "grad_norm", "reference"]
     for column in ("kendall_tau", "spearman_rho", "top_k_overlap", "noise_std", "spread_std",
-                   "cpu_min_per_trial"):
+                   "blocked_noise_std", "blocked_reliability", "reliability_3_seeds",
+                   "seeds_for_08", "cpu_min_per_trial"):
         assert column in summary.columns
-    assert summary.set_index("scorer").loc["reference", "cpu_min_per_trial"] > 0
+    reference = summary[(summary["scorer"] == "reference") & (summary["score"] == "val_loss")]
+    assert reference["cpu_min_per_trial"].iloc[0] > 0
+    assert reference["blocked_seeds"].iloc[0] == 2
     for text in ("against reference", "proxy: 0 of 6 trainings already in the study, 6 to run",
-                 "fidelity.csv"):
+                 "fidelity.csv", "by val_loss (lower is better)", "by top1 (higher is better)"):
         assert text in out
     page = (results / "fid" / "report.html").read_text()
     assert "How far the proxy ranking can be trusted" in page and 'id="plot-0"' in page
@@ -89,6 +97,24 @@ def test_running_again_trains_nothing(measured):
     _, after = fidelity_trials(results, "fid")
     assert [(t.number, t.user_attrs["top1"]) for t in after] == \
         [(t.number, t.user_attrs["top1"]) for t in before]
+
+
+def test_a_second_proxy_is_measured_on_the_same_ramps(measured):
+    results, _ = measured
+    more = TINY + ["--proxy", "epochs=1,train_samples=192,val_samples=64,batch_size=64,"
+                              "width=0.125"]
+    done = rampsearch("fidelity", *more, "--results", str(results), "--study", "fid")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "proxy2: 0 of 6 trainings already in the study, 6 to run" in done.stdout
+    assert "reference: 6 of 6 trainings already in the study, 0 to run" in done.stdout
+    _, trials = fidelity_trials(results, "fid")
+    assert {t.user_attrs["seed"] for t in trials if t.user_attrs[SETTING] == "proxy2"} == {0, 1}
+    summary = pd.read_csv(results / "fid" / "fidelity_summary.csv")
+    assert "proxy2" in set(summary["scorer"])
+    swapped = TINY[:-4] + ["--proxy", "epochs=1,train_samples=64,val_samples=64,batch_size=64,"
+                                      "width=0.125"] + TINY[-2:]
+    refused = rampsearch("fidelity", *swapped, "--results", str(results), "--study", "fid")
+    assert refused.returncode == 2 and "another proxy" in refused.stderr
 
 
 def test_another_reference_in_the_same_study_is_refused(measured):

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -55,7 +56,8 @@ def ended(study: optuna.Study, role: str) -> list:
 def searched(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "3", "--results",
-                      str(results), "--study", "e2e", *TINY_PROXY)
+                      str(results), "--study", "e2e", "--reeval-top", "1", "--max-seeds", "2",
+                      *TINY_PROXY)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return results, done.stdout
 
@@ -122,7 +124,7 @@ def test_resume_continues_to_more_trials(searched):
     before = {t.number: t.value for t in load(results, "e2e").get_trials()
               if t.state == TrialState.COMPLETE}
     done = rampsearch("run", "--resume", "--study", "e2e", "--results", str(results),
-                      "--trials", "4")
+                      "--trials", "4", "--reeval-top", "0")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     study = load(results, "e2e")
     assert len(ended(study, "candidate")) == 4
@@ -180,7 +182,8 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
     running = [t.number for t in study.get_trials() if t.state == TrialState.RUNNING]
     assert len(finished) >= 2
 
-    done = rampsearch("run", "--resume", "--study", "killed", "--results", str(tmp_path))
+    done = rampsearch("run", "--resume", "--study", "killed", "--results", str(tmp_path),
+                      "--reeval-top", "0")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     study = load(tmp_path, "killed")
     trials = study.get_trials()
@@ -226,27 +229,81 @@ def test_diverging_trials_are_recorded_and_the_study_finishes(tmp_path):
         assert trial.user_attrs["status"] == "diverged"
         assert trial.user_attrs["end_reason"]
     assert "failed 6" in done.stdout
+    assert "race       not run:" in done.stdout  # nothing to race: said, not a crash
 
 
-def test_rank_reevaluates_the_leaders_with_seeds(searched):
-    results, _ = searched
-    done = rampsearch("rank", "--results", str(results), "--study", "e2e", "--reeval-top", "1",
-                      "--seeds", "2", "--epochs", "1")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "mean top-1" in done.stdout and "paper ramp" in done.stdout
+def test_run_ends_with_a_race_and_its_verdict(searched):
+    results, out = searched
+    assert "race       top 1 candidate(s) and the paper's ramp" in out
+    assert "verdict    the best searched ramp, trial" in out
+    assert any(word in out for word in ("better than the paper's ramp",
+                                        "worse than the paper's ramp", "tied with the paper's"))
     study = load(results, "e2e")
     runs = ended(study, "reeval")
-    assert len(runs) == 4  # the leader and the paper's ramp, two seeds each
-    assert {t.user_attrs["seed"] for t in runs} == {0, 1}
-    assert all(not t.params for t in runs)  # another fidelity: kept away from the sampler
-    again = rampsearch("rank", "--results", str(results), "--study", "e2e", "--reeval-top", "1",
-                       "--seeds", "2", "--epochs", "1")
-    assert again.returncode == 0 and "(0 trainings left)" in again.stdout
-    assert len(ended(load(results, "e2e"), "reeval")) == 4
+    assert len(runs) == 4  # the leader and the paper's ramp, two fresh seeds each
+    assert {t.user_attrs["seed"] for t in runs} == {1, 2}  # never the search's seed 0
+    assert all(not t.params for t in runs)  # another measurement: kept from the sampler
+    assert all("val_loss" in t.user_attrs and "top1" in t.user_attrs for t in runs)
+    table = pd.read_csv(results / "e2e" / "reeval.csv")
+    assert list(table.columns[:8]) == ["trial", "ramp", "seeds", "mean", "diff_vs_paper",
+                                       "diff_low", "diff_high", "verdict"]
+    assert set(table["verdict"]) <= {"better", "worse", "tied"} and len(table) == 1
+    assert "Race against the paper" in (results / "e2e" / "report.html").read_text()
+
+
+def test_rank_races_more_seeds_without_rerunning_finished_ones(searched):
+    results, _ = searched
+    before = {(t.user_attrs["source_trial"], t.user_attrs["seed"]): t.user_attrs["val_loss"]
+              for t in ended(load(results, "e2e"), "reeval")}
+    done = rampsearch("rank", "--results", str(results), "--study", "e2e", "--reeval-top", "2",
+                      "--max-seeds", "3")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "vs paper (95% interval)" in done.stdout and "verdict" in done.stdout
+    runs = ended(load(results, "e2e"), "reeval")
+    after = {(t.user_attrs["source_trial"], t.user_attrs["seed"]): t.user_attrs["val_loss"]
+             for t in runs}
+    assert len(after) == len(runs)  # no (ramp, seed) trained twice
+    assert all(after[key] == value for key, value in before.items())  # kept, not re-run
+    assert {seed for _, seed in after} <= {1, 2, 3}
+    rounds = pd.read_csv(results / "e2e" / "race_rounds.csv")
+    assert set(rounds["seeds"]) <= {2, 3}
+    again = rampsearch("rank", "--results", str(results), "--study", "e2e", "--reeval-top", "2",
+                       "--max-seeds", "3")
+    assert again.returncode == 0
+    assert len(ended(load(results, "e2e"), "reeval")) == len(runs)  # the race is replayed
+
+
+def test_objective_chooses_what_the_sampler_and_leaderboard_use(searched, tmp_path):
+    from rampsearch.leaderboard import leaderboard
+
+    results, _ = searched
+    by_loss = load(results, "e2e")
+    assert by_loss.direction == optuna.study.StudyDirection.MINIMIZE
+    assert by_loss.metric_names == ["val_loss"]
+    for trial in by_loss.get_trials(states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get("role") in ("candidate", "baseline"):
+            assert trial.values[0] == pytest.approx(trial.user_attrs["val_loss"])
+    frame = leaderboard(by_loss, [3, 3, 9, 3])
+    done = frame[frame["status"] == "completed"]
+    assert list(done["val_loss"]) == sorted(done["val_loss"])
+    run = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "1", "--objective", "top1",
+                     "--reeval-top", "0", "--results", str(tmp_path), "--study", "top1",
+                     *TINY_PROXY)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    by_top1 = load(tmp_path, "top1")
+    assert by_top1.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert by_top1.metric_names == ["top1"]
+    for trial in by_top1.get_trials(states=(TrialState.COMPLETE,)):
+        assert trial.values[0] == pytest.approx(trial.user_attrs["top1"])
+    frame = leaderboard(by_top1, [3, 3, 9, 3])
+    done = frame[frame["status"] == "completed"]
+    assert list(done["top1"]) == sorted(done["top1"], reverse=True)
+    assert "top-1 %*" in run.stdout and "ranked by top1" in run.stdout
 
 
 def test_asha_stops_weak_trials_which_never_rank_above_full_ones(tmp_path):
     done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "2", "--scheduler", "asha",
+                      "--reeval-top", "0",
                       "--results", str(tmp_path), "--study", "asha", "--data", "synthetic",
                       "--epochs", "4", "--train-samples", "128", "--batch-size", "64",
                       "--width", "0.125")

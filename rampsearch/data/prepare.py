@@ -114,7 +114,7 @@ def prepare_imagefolder(src: Path, out: Path, classes: int = 100, train_per_clas
               for split in SPLITS for label, name in enumerate(class_names)]
     done = {s.name for s in shards if (shard_dir / f"{s.name}.json").is_file()}
     todo = [s for s in shards if s.name not in done]
-    meter = Progress(len(shards), len(done), enabled=progress)
+    meter = PrepareMeter(len(shards), len(done), enabled=progress)
     decoded_images = 0
     with closing(decode_shards(src, todo, res, seed, workers)) as results:
         for result in results:
@@ -359,7 +359,7 @@ def report_from_manifest(out: Path, manifest: dict[str, Any], wall_s: float) -> 
 
 
 # ------------------------------------------------------------------------------ progress
-class Progress:
+class PrepareMeter:
     """One stderr line, rewritten in place on a terminal, every ~10% otherwise."""
 
     def __init__(self, total: int, done: int, enabled: bool) -> None:
