@@ -5,7 +5,6 @@ Everything a user can get wrong is checked here, before Ray starts or anything t
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ from search_spaces import (
 )
 
 from . import study as study_lib
-from .errors import UserError
 from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
+from .options import budget_resolution, check_ray_options
 from .proxy import ProxySettings
 from .samplers import objectives_for
 
@@ -52,28 +51,9 @@ class SearchPlan:
         return objective_of(self.settings.objectives)
 
 
-def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """--cpus-per-trial, --gpus-per-trial, --max-concurrent, --ray-address. Without
-    ``defaults`` they default to None, for commands that fill them from a file first."""
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0 if defaults else None,
-                        help="CPUs Ray reserves per trial (1)")
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0 if defaults else None,
-                        help="GPUs Ray reserves per trial (0)")
-    parser.add_argument("--max-concurrent", type=int,
-                        help="trials at once (default: all that the CPUs allow)")
-    parser.add_argument("--ray-address",
-                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-
-
-def check_resources(options: dict[str, Any]) -> None:
-    if not float(options["cpus_per_trial"]) > 0 or float(options["gpus_per_trial"]) < 0:
-        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
-    if options["max_concurrent"] is not None and int(options["max_concurrent"]) < 1:
-        raise UserError(f"--max-concurrent {options['max_concurrent']}: give at least 1.")
-
-
 def resolve_space(options: dict[str, Any]) -> tuple[Budget, SearchSpace, BudgetCheck]:
-    budget = parse_budget(str(options["budget"]), img_size=options["budget_resolution"])
+    budget = parse_budget(str(options["budget"]),
+                          img_size=budget_resolution(options["budget_resolution"]))
     family = options["space"] if options["space"] in space_names() else "monotone"
     base = options["base"] or choose_base(budget, family=family)
     space = load_space(options["space"], base=base)
@@ -92,7 +72,7 @@ def ray_address(options: dict[str, Any]) -> str | None:
 
 
 def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
-    check_resources(options)
+    check_ray_options(options)
     budget, space, check = resolve_space(options)
     results = Path(options["results"])
     name = study_lib.check_study_name(options["study"] or default_study_name(space, budget))

@@ -8,7 +8,6 @@ running are marked failed (``end_reason = interrupted``) and their ramps queued 
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import warnings
@@ -79,13 +78,6 @@ def check_study_name(name: str) -> str:
         raise UserError(f"study name {name!r} is not usable as a folder name; use letters, "
                         f"digits, '.', '_' and '-' (at most 100 characters).")
     return name
-
-
-def add_study_arguments(parser: argparse.ArgumentParser) -> None:
-    """--study and --results: how every command after `run` finds a study."""
-    parser.add_argument("--study", help="study name (default: the latest under --results)")
-    parser.add_argument("--results", default="results", type=Path,
-                        help="folder the studies were written to (default: results)")
 
 
 def default_storage_url(folder: Path) -> str:

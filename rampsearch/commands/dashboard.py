@@ -6,6 +6,7 @@ import argparse
 
 from .. import study as study_lib
 from ..errors import UserError
+from ..options import add_study_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dashboard", help="open the Optuna dashboard on a study",
         description="Serve optuna-dashboard on the study's storage. It reads the storage live, "
                     "so a study being searched by `rampsearch run` updates as trials end.")
-    study_lib.add_study_arguments(parser)
+    add_study_arguments(parser)
     parser.add_argument("--storage", help="serve this Optuna storage URL or journal file instead")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")

@@ -9,6 +9,7 @@ import iformer
 
 from .. import study as study_lib
 from ..export import export_trial
+from ..options import add_study_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export a trial's ramp as the full-size ImageNet model (model.yaml), the "
                     "paper's training recipe in timm train.py's format (train.yaml) and a "
                     "README with the commands to train it.")
-    study_lib.add_study_arguments(parser)
+    add_study_arguments(parser)
     parser.add_argument("--trial", default="best", metavar="best|N",
                         help="'best' (the race's best candidate when the study raced its "
                              "leaders, else the best proxy score by the study's objective "

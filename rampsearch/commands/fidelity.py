@@ -9,7 +9,12 @@ from typing import Any
 
 from .. import study as study_lib
 from ..errors import UserError
-from ..plan import add_ray_arguments
+from ..options import (
+    HelpFormatter,
+    add_budget_resolution,
+    add_ray_arguments,
+    budget_resolution,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,13 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the same command again trains only what is missing. SETTINGS is "
                     "'default', key=value pairs of proxy settings (epochs=12,width=0.5) or a "
                     "YAML file; --reference pairs change the --proxy setting.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     add = parser.add_argument
     add("--base", default="iformer_small", help="iformer_small/base/large or a model YAML")
     add("--space", default="monotone", help="space the sampled ramps come from")
     add("--budget", help="sample only ramps within this FLOPs budget, e.g. 4.8GFLOPs "
                          "(baselines are measured in budget or not; default: no budget)")
-    add("--budget-resolution", type=int, default=224, help="input size of the budget")
+    add_budget_resolution(parser)
     add("--samples", type=int, default=8, metavar="K",
         help="ramps to measure: the 5 baselines, then ramps drawn from the space")
     add("--seeds", type=int, default=2, metavar="S", help="seeds per ramp and setting")
@@ -87,7 +92,7 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
     budget = args.budget
     if budget is None:
         space = load_space(args.space, base=args.base)
-        budget = str(space.max_flops((args.budget_resolution, args.budget_resolution)))
+        budget = str(space.max_flops(budget_resolution(args.budget_resolution)))
     study = args.study or default_study_name(args)
     return {"budget": budget, "budget_resolution": args.budget_resolution, "base": args.base,
             "space": args.space, "data": args.data, "trials": 0, "sampler": "fixed",

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .. import study as study_lib
 from ..errors import UserError
 from ..leaderboard import format_table, leaderboard
-from ..plan import add_ray_arguments, build_plan, stored_options
+from ..options import (
+    add_race_arguments,
+    add_ray_arguments,
+    add_study_arguments,
+    check_race_arguments,
+    open_existing_study,
+)
+from ..plan import build_plan
 from ..proxy import ProxySettings
-from ..race import MIN_SEEDS
-
-# The race `rampsearch run` ends with; `rank` races only when asked (--reeval-top K).
-RACE_DEFAULTS = {"reeval_top": 2, "max_seeds": 5}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,50 +31,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "--max-seeds. Each leader gets its paired difference to the paper's ramp "
                     "with a 95%% interval and a verdict: better, worse or tied. Run the same "
                     "command again to finish an interrupted race.")
-    study_lib.add_study_arguments(parser)
+    add_study_arguments(parser)
     parser.add_argument("--top", type=int, default=10, help="rows to print (10)")
     add_race_arguments(parser)
     add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-def add_race_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """The race's options; ``rank`` and ``run`` share them (``run`` fills its defaults
-    later, from --config or a resumed study)."""
-    parser.add_argument("--reeval-top", type=int, metavar="K",
-                        help="race the top K candidates against the paper's ramp"
-                             + ("" if defaults else
-                                f" ({RACE_DEFAULTS['reeval_top']}; 0: no race)"))
-    parser.add_argument("--max-seeds", type=int, metavar="S",
-                        default=RACE_DEFAULTS["max_seeds"] if defaults else None,
-                        help=f"most seeds per raced ramp ({RACE_DEFAULTS['max_seeds']})")
-    parser.add_argument("--max-trainings", type=int, metavar="N",
-                        help="most race trainings in all (default: no limit but --max-seeds)")
-    parser.add_argument("--race-epochs", type=int, metavar="E",
-                        help="epochs of each race training (default: the search's)")
-
-
-def check_race_arguments(args: argparse.Namespace) -> None:
-    if args.reeval_top is not None and args.reeval_top < 0:
-        raise UserError(f"--reeval-top {args.reeval_top}: give 0 (no race) or more leaders.")
-    if args.max_seeds is not None and args.max_seeds < MIN_SEEDS:
-        raise UserError(f"--max-seeds {args.max_seeds}: give at least {MIN_SEEDS} (a paired "
-                        f"interval needs two seeds).")
-    if args.max_trainings is not None and args.max_trainings < 1:
-        raise UserError(f"--max-trainings {args.max_trainings}: give at least 1.")
-    if args.race_epochs is not None and args.race_epochs < 1:
-        raise UserError(f"--race-epochs {args.race_epochs}: give at least 1.")
-
-
 def run(args: argparse.Namespace) -> int:
     check_race_arguments(args)
-    location = study_lib.find_study(args.results, args.study)
-    study = study_lib.load_study(location)
-    options = stored_options(location)
-    from search_spaces import load_space
-
-    space = load_space(options["space"], base=options["base"])
-    frame = leaderboard(study, space.base.depths)
+    opened = open_existing_study(args.results, args.study)
+    location, study, options = opened.location, opened.study, opened.options
+    frame = leaderboard(study, opened.space.base.depths)
     if frame.empty:
         raise UserError(f"study {location.name!r} has no trained trial yet; run "
                         f"`rampsearch run --resume --study {location.name}` first.")

@@ -7,34 +7,33 @@ from pathlib import Path
 
 from .. import study as study_lib
 from ..errors import UserError
+from ..options import add_study_arguments, study_at
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report", help="write results/<study>/report.html",
-        description="Write one self-contained HTML report (opens offline): top-1 against FLOPs "
-                    "with the budget and the Pareto front, C_h/C per block of the leaders "
-                    "beside the paper's ramp, optimisation history, learning curves, parameter "
-                    "importances, re-evaluation intervals, and the proxy-against-reference "
-                    "table and plot of a `rampsearch fidelity` measurement.")
-    study_lib.add_study_arguments(parser)
+        description="Write one self-contained HTML report (opens offline): the objective "
+                    "against FLOPs with the budget and the Pareto front, C_h/C per block of "
+                    "the leaders beside the paper's ramp, optimisation history, learning "
+                    "curves, parameter importances, the race against the paper's ramp with "
+                    "its paired intervals per round and its verdict, and the "
+                    "proxy-against-reference tables and plots of a `rampsearch fidelity` "
+                    "measurement.")
+    add_study_arguments(parser)
     parser.add_argument("--out", type=Path, help="output file (default: results/<study>/"
                                                  "report.html)")
     parser.set_defaults(handler=run)
 
 
 def write_report(location: study_lib.StudyLocation, out: Path | None = None) -> Path:
-    from search_spaces import load_space
-
     from ..fidelity import FIDELITY_SCORES, fidelity_tables
     from ..leaderboard import leaderboard
-    from ..plan import stored_options
     from ..ranking import stored_race
     from ..report import build_report
 
-    study = study_lib.load_study(location)
-    options = stored_options(location)
-    space = load_space(options["space"], base=options["base"])
+    opened = study_at(location)
+    study, space = opened.study, opened.space
     frame = leaderboard(study, space.base.depths)
     fidelity = {score: fidelity_tables(study, space.base.depths, score)[:2]
                 for score in FIDELITY_SCORES}

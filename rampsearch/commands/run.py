@@ -13,18 +13,25 @@ from .. import study as study_lib
 from ..data import ProxyData
 from ..errors import UserError
 from ..objective import DEFAULT_OBJECTIVE, OBJECTIVES
-from ..plan import SearchPlan, add_ray_arguments, build_plan, stored_options
+from ..options import (
+    RACE_DEFAULTS,
+    RAY_DEFAULTS,
+    HelpFormatter,
+    add_budget_resolution,
+    add_race_arguments,
+    add_ray_arguments,
+    check_race_arguments,
+)
+from ..plan import SearchPlan, build_plan, stored_options
 from ..proxy import ProxySettings, add_proxy_arguments, load_data_for, settings_from_args
 from ..samplers import SAMPLERS, make_sampler
-from .rank import RACE_DEFAULTS, add_race_arguments, check_race_arguments
 
 # Defaults applied after --config and --resume have filled what the command line left out.
 DEFAULTS: dict[str, Any] = {
-    "budget": None, "budget_resolution": 224, "base": None, "space": "monotone",
+    "budget": None, "budget_resolution": (224, 224), "base": None, "space": "monotone",
     "data": "fashion-mnist", "trials": 16, "sampler": "tpe", "study": None, "storage": None,
-    "results": "results", "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_concurrent": None,
-    "scheduler": "none", "seed": 0, "ray_address": None, "objective": DEFAULT_OBJECTIVE,
-    **RACE_DEFAULTS, "max_trainings": None, "race_epochs": None,
+    "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
+    **RAY_DEFAULTS, **RACE_DEFAULTS,
 }
 PROXY_KEYS = ("width", "resolution", "epochs", "train_samples", "batch_size", "lr")
 
@@ -36,11 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "proposes ramps, Ray trains each under a short proxy schedule, the study "
                     "is stored in Optuna RDB storage (results/<study>/study.db). The paper's "
                     "ramp and the ablation baselines are trained under the same proxy.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     add = parser.add_argument
     add("--budget", help="FLOPs budget, e.g. 4.8GFLOPs, 4800MFLOPs, 4.8e9 or 4.8GMACs; one "
                          "multiply-add counts as one FLOP, as in the iFormer paper")
-    add("--budget-resolution", type=int, help="input size the budget is measured at (224)")
+    add_budget_resolution(parser, default=None)
     add("--base", help="iformer_small/base/large or a model YAML (default: the preset whose "
                        "ramp range contains the budget)")
     add("--space", help="search space: free, monotone, stagewise, smooth, or a YAML file "

@@ -6,9 +6,10 @@ import argparse
 import json
 from typing import Any
 
-import iformer
 import search_spaces
 from search_spaces import Budget, SearchSpace, format_flops
+
+from ..options import add_budget_resolution, budget_resolution
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", default=None, metavar="B",
                         help="FLOPs budget, e.g. 4.8GFLOPs, 4.8G, 4800MFLOPs, 4.8e9 or 4.8GMACs "
                              "(one multiply-add = one flop)")
-    parser.add_argument("--budget-resolution", default="224", metavar="N",
-                        help="input size the budget and the FLOPs are counted at: N or HxW "
-                             "(default 224)")
+    add_budget_resolution(parser)
     parser.add_argument("--space", action="append", default=None, metavar="SPACE",
                         help="a built-in space name or a YAML space file to list instead of "
                              "the built-ins (repeatable)")
@@ -37,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    img_size = iformer.parse_image_size(args.budget_resolution, "--budget-resolution")
+    img_size = budget_resolution(args.budget_resolution)
     budget = search_spaces.parse_budget(args.budget, img_size) if args.budget is not None else None
     base = args.base
     if base is None:

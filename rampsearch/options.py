@@ -1,0 +1,137 @@
+"""Options that several commands share, declared and checked once.
+
+Each ``add_*`` function adds one group of flags to a command's parser; its ``check_*``
+partner refuses values out of range with one sentence that names the fix. A command that fills
+options from a file or a stored study first (``run``) adds them without defaults and lets
+``parser.set_defaults`` layer them, as timm's ``train.py`` does with its ``--config``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import iformer
+
+from . import study as study_lib
+from .errors import UserError
+
+RAY_DEFAULTS: dict[str, Any] = {"cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
+                                "max_concurrent": None, "ray_address": None}
+# The race `rampsearch run` ends with; `rank` races only when asked (--reeval-top K).
+RACE_DEFAULTS: dict[str, Any] = {"reeval_top": 2, "max_seeds": 5, "max_trainings": None,
+                                 "race_epochs": None}
+MIN_RACE_SEEDS = 2  # a paired interval needs two seeds
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help only when X is a value: an option whose
+    default is filled later (None) says its default in its own help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """--study and --results: how every command after `run` finds a study."""
+    parser.add_argument("--study", help="study name (default: the latest under --results)")
+    parser.add_argument("--results", default="results", type=Path,
+                        help="folder the studies were written to (default: results)")
+
+
+def budget_resolution(value: Any) -> tuple[int, int]:
+    """--budget-resolution (N or HxW, from the command line or a --config file, or the
+    (H, W) a study stored) as (height, width)."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[-1])
+    return iformer.parse_image_size(value, "--budget-resolution")
+
+
+def add_budget_resolution(parser: argparse.ArgumentParser, default: str | None = "224") -> None:
+    parser.add_argument("--budget-resolution", default=default,
+                        metavar="N|HxW",
+                        help="input size the FLOPs budget is counted at"
+                             + (" (224)" if default is None else ""))
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """--cpus-per-trial, --gpus-per-trial, --max-concurrent, --ray-address. Without
+    ``defaults`` they default to None, for commands that fill them from a file first."""
+    def default(key: str) -> Any:
+        return RAY_DEFAULTS[key] if defaults else None
+
+    parser.add_argument("--cpus-per-trial", type=float, default=default("cpus_per_trial"),
+                        help="CPUs Ray reserves per trial (1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=default("gpus_per_trial"),
+                        help="GPUs Ray reserves per trial (0)")
+    parser.add_argument("--max-concurrent", type=int,
+                        help="trials at once (default: all that the CPUs allow)")
+    parser.add_argument("--ray-address",
+                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+
+
+def check_ray_options(options: dict[str, Any]) -> None:
+    """The Ray flags of any command, as the options mapping a plan is built from."""
+    if not float(options["cpus_per_trial"]) > 0 or float(options["gpus_per_trial"]) < 0:
+        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
+    if options["max_concurrent"] is not None and int(options["max_concurrent"]) < 1:
+        raise UserError(f"--max-concurrent {options['max_concurrent']}: give at least 1.")
+
+
+def add_race_arguments(parser: argparse.ArgumentParser | Any, defaults: bool = True) -> None:
+    """The race's flags (`rank` and `run`). ``defaults`` False leaves them None, to be filled
+    from --config or RACE_DEFAULTS later."""
+    parser.add_argument("--reeval-top", type=int, metavar="K",
+                        help="race the top K candidates against the paper's ramp"
+                             + ("" if defaults else
+                                f" ({RACE_DEFAULTS['reeval_top']}; 0: no race)"))
+    parser.add_argument("--max-seeds", type=int, metavar="S",
+                        default=RACE_DEFAULTS["max_seeds"] if defaults else None,
+                        help=f"most seeds per raced ramp ({RACE_DEFAULTS['max_seeds']})")
+    parser.add_argument("--max-trainings", type=int, metavar="N",
+                        help="most race trainings in all (default: no limit but --max-seeds)")
+    parser.add_argument("--race-epochs", type=int, metavar="E",
+                        help="epochs of each race training (default: the search's)")
+
+
+def check_race_arguments(args: argparse.Namespace) -> None:
+    if args.reeval_top is not None and args.reeval_top < 0:
+        raise UserError(f"--reeval-top {args.reeval_top}: give 0 (no race) or more leaders.")
+    if args.max_seeds is not None and args.max_seeds < MIN_RACE_SEEDS:
+        raise UserError(f"--max-seeds {args.max_seeds}: give at least {MIN_RACE_SEEDS} (a "
+                        f"paired interval needs two seeds).")
+    if args.max_trainings is not None and args.max_trainings < 1:
+        raise UserError(f"--max-trainings {args.max_trainings}: give at least 1.")
+    if args.race_epochs is not None and args.race_epochs < 1:
+        raise UserError(f"--race-epochs {args.race_epochs}: give at least 1.")
+
+
+@dataclass(frozen=True)
+class ExistingStudy:
+    """A study written by `rampsearch run`, opened for a later command."""
+
+    location: study_lib.StudyLocation
+    study: Any           # optuna.Study
+    options: dict[str, Any]
+    space: Any           # search_spaces.SearchSpace
+
+
+def open_existing_study(results: Path, name: str | None) -> ExistingStudy:
+    """Find the study (by name or the latest) and open it (:func:`study_at`)."""
+    return study_at(study_lib.find_study(results, name))
+
+
+def study_at(location: study_lib.StudyLocation) -> ExistingStudy:
+    """Load the study, read its stored options and load its search space."""
+    from search_spaces import load_space
+
+    from .plan import stored_options
+
+    study = study_lib.load_study(location)
+    options = stored_options(location)
+    return ExistingStudy(location, study, options,
+                         load_space(options["space"], base=options["base"]))
