@@ -11,7 +11,7 @@ data.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,10 +145,3 @@ def seed_blocked(scores: Mapping[str, Mapping[int, float]]) -> BlockedNoise:
     else:
         p = 0.0 if ramp_ms > 0 else math.nan
     return BlockedNoise(r, s, noise, spread, p, effects)
-
-
-def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Welch's unpaired two-sided p: kept only to show what pairing gains (tests, docs)."""
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)

@@ -121,7 +121,8 @@ def hand_made_runs() -> pd.DataFrame:
                 noise = delta if setting == "proxy" else 0.0
                 rows.append({"trial": len(rows), "label": label, "ramp": ramp,
                              "setting": setting, "seed": seed, "status": "completed",
-                             "top1": mean + noise, "wall_s": wall, "cpus": 1.0,
+                             "top1": mean + noise, "val_loss": (100 - mean - noise) / 50,
+                             "wall_s": wall, "cpus": 1.0,
                              "flops": 4_000_000_000 + index,
                              "curve": {1: mean / 2 + noise, 2: mean + noise}})
     rows.append({**rows[-1], "trial": len(rows), "seed": 2, "status": "diverged", "top1": 0.0})
@@ -159,6 +160,22 @@ def test_summary_rows_and_values():
     assert summary.loc["synflow", "kendall_tau"] == pytest.approx(1.0)
     assert summary.loc["naswot", "kendall_tau"] == pytest.approx(-1.0)
     assert math.isnan(summary.loc["grad_norm", "kendall_tau"])  # constant: no ranking
+    # The proxy's noise is a seed effect shared by every ramp (-1 on seed 0, +1 on seed 1):
+    # unpaired it is sqrt(2) top-1, seed-blocked it is nothing.
+    assert proxy["blocked_noise_std"] == pytest.approx(0.0, abs=1e-9)
+    assert proxy["blocked_seeds"] == 2 and proxy["reliability_1_seeds"] == pytest.approx(1.0)
+    assert proxy["reliability"] < 1.0
+
+
+def test_loss_ranks_lowest_first_and_agrees_like_top1():
+    runs = hand_made_runs()
+    table = ramp_table(runs, {}, DEPTHS, score="val_loss")
+    assert list(table["label"]) == ["paper", "equal_split", "sampled_1", "sampled_2"]
+    assert list(table["reference_rank"]) == [1, 2, 3, 4]
+    assert list(table["proxy_rank"]) == [2, 1, 3, 4]
+    summary = summary_table(table, runs, score="val_loss").set_index("scorer")
+    assert summary.loc["proxy", "kendall_tau"] == pytest.approx(4 / 6)
+    assert set(summary["score"]) == {"val_loss"}
 
 
 def test_epoch_agreement_per_setting():

@@ -250,8 +250,9 @@ def report(study: Any, plan: Any) -> int:
     print(f"\nper ramp       {folder / 'fidelity.csv'} (both scores: column 'score')")
     print(f"summary        {folder / 'fidelity_summary.csv'} (tau per epoch: "
           f"fidelity_epochs.csv)")
-    from .report import write_report
+    if any(not table.empty for table in tables):
+        from .report import write_report
 
-    print(f"report         {write_report(plan.location)}")
+        print(f"report         {write_report(plan.location)}")
     print(f"study storage  {plan.location.storage_url}")
     return 0
