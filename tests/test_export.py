@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 import iformer
 from rampsearch.cli import main
 from rampsearch.proxy import ProxySettings
+from rampsearch.recipe import TrainRecipe, load_recipe, recipe_for_model
 from rampsearch.study import StudyLocation, StudySettings, default_storage_url, write_run_file
-from rampsearch.train import TrainRecipe, load_recipe, recipe_for_model
 
 PAPER_SMALL = iformer.preset("small").attention_heads
 SEARCHED = PAPER_SMALL[:9] + [8] + PAPER_SMALL[10:]  # one more attention head in block 9

@@ -20,12 +20,8 @@ from PIL import Image
 import iformer
 from rampsearch.cli import main
 from rampsearch.errors import UserError
-from rampsearch.train import (
-    load_recipe,
-    load_weights_file,
-    recipe_for_model,
-    train,
-)
+from rampsearch.recipe import load_recipe, recipe_for_model
+from rampsearch.train import load_weights_file, train
 from rampsearch.train import main as train_main
 
 CLASSES = 3
