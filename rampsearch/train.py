@@ -5,10 +5,11 @@
     torchrun --nproc_per_node 8 -m rampsearch.train train.yaml --data /path/to/imagenet
 
 ``train.yaml`` is what ``rampsearch export`` writes (its settings: ``rampsearch.recipe``). The
-loop itself is ``rampsearch.engine``'s (one epoch of optimizer steps, one evaluation); this
-module adds what a 300-epoch run needs around it: timm's ImageNet data pipeline (RandAugment,
-random erasing, Mixup/CutMix), an EMA of the weights, DDP under torchrun, a checkpoint every
-epoch with the best kept, resume from the last one on the same schedule, and ``metrics.csv``.
+loop is ``rampsearch.engine.run_training``, the same one the proxy trials run; this module
+builds its plan and adds what a 300-epoch run needs around it: timm's ImageNet data pipeline
+(RandAugment, random erasing, Mixup/CutMix), an EMA of the weights, DDP under torchrun, and,
+after every epoch through the engine's ``on_epoch``, ``metrics.csv`` and a checkpoint with
+the best kept; ``--resume`` starts the engine at the epoch after the last checkpoint.
 
 Every epoch reseeds the random generators from (seed, epoch, rank), so a resumed run sees the
 same data order, augmentations and drop-path masks as an uninterrupted one.
@@ -18,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
+import functools
 import importlib
 import math
 import os
 import random
 import shutil
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,13 +88,11 @@ def stop_processes() -> None:
         dist.destroy_process_group()
 
 
-def mean_over_processes(values: Sequence[float], processes: Processes) -> list[float]:
-    """Each rank evaluated an equal share (the sampler pads), so the mean is exact."""
-    if processes.world_size == 1:
-        return list(values)
-    tensor = torch.tensor(values, dtype=torch.float64, device=processes.device)
+def sum_over_processes(values: list[float], device: torch.device) -> list[float]:
+    """``values`` summed over every rank of the launch (the engine's totals of an epoch)."""
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
-    return (tensor / processes.world_size).tolist()
+    return tensor.tolist()
 
 
 def seed_epoch(seed: int, epoch: int, rank: int) -> None:
@@ -376,6 +374,7 @@ class RunState:
     best_top1: float = -1.0
     best_epoch: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0  # the engine's clock at the last epoch's end (timing; not saved)
 
     def checkpoint(self, recipe: TrainRecipe, config: IFormerConfig) -> dict[str, Any]:
         """Tensors and plain containers only, so ``torch.load(weights_only=True)`` reads it."""
@@ -443,9 +442,6 @@ def loss_and_mixup(recipe: TrainRecipe) -> tuple[nn.Module, Any]:
 def wrap_for_processes(model: nn.Module, processes: Processes) -> nn.Module:
     if processes.world_size == 1:
         return model
-    # 1x1 and depthwise kernels get gradients whose strides differ from the weights' only
-    # along dimensions of size 1: the same memory order, so DDP's warning is moot here.
-    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
     device = processes.device
     return nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -453,7 +449,8 @@ def wrap_for_processes(model: nn.Module, processes: Processes) -> nn.Module:
 
 def plan_for(model: nn.Module, state: RunState, recipe: TrainRecipe, loaders: tuple[Any, Any],
              processes: Processes) -> engine.TrainingPlan:
-    """The engine's view of the run: batches on the device, seeded per epoch, mixed."""
+    """The engine's view of the run: batches on the device, seeded per epoch, mixed; the
+    epochs still to run, the EMA to evaluate and the sum over processes."""
     device = processes.device
     train_loader, val_loader = loaders
     loss, mixup = loss_and_mixup(recipe)
@@ -478,30 +475,37 @@ def plan_for(model: nn.Module, state: RunState, recipe: TrainRecipe, loaders: tu
         val_batches=val_batches, epochs=state.total_epochs, device=device,
         scheduler=state.scheduler,
         autocast_dtype=torch.bfloat16 if recipe.amp and device.type == "cuda" else None,
-        grad_clip=recipe.clip_grad)
+        grad_clip=recipe.clip_grad, start_epoch=state.epoch,
+        start_updates=state.epoch * state.updates_per_epoch,
+        ema_model=state.ema.module if state.ema is not None else None,
+        sum_over_processes=(functools.partial(sum_over_processes, device=device)
+                            if processes.world_size > 1 else None))
 
 
-def run_epoch(plan: engine.TrainingPlan, state: RunState, processes: Processes
-              ) -> dict[str, Any]:
-    """Train one epoch with the engine, evaluate the weights and their EMA, step the
-    schedule; the metrics row (averaged over processes)."""
-    started = time.perf_counter()
-    epoch = state.epoch
-    lr = engine.current_lr(state.optimizer)
-    train_loss, images, _, train_s = engine.train_one_epoch(plan, epoch,
-                                                            epoch * state.updates_per_epoch)
-    train_loss, val_loss, top1, top5 = mean_over_processes(
-        [train_loss, *engine.evaluate(plan)], processes)
-    ema_loss = ema_top1 = ema_top5 = math.nan
-    if state.ema is not None:
-        ema_loss, ema_top1, ema_top5 = mean_over_processes(
-            engine.evaluate(dataclasses.replace(plan, model=state.ema.module)), processes)
-    state.scheduler.step(epoch + 1)
-    return dict(epoch=epoch + 1, lr=lr, train_loss=train_loss, val_loss=val_loss, top1=top1,
-                top5=top5, ema_val_loss=ema_loss, ema_top1=ema_top1, ema_top5=ema_top5,
-                epoch_s=round(time.perf_counter() - started, 3),
-                images_per_s=round(images * processes.world_size / train_s, 2)
-                if train_s > 0 else 0.0)
+def record_epoch(metrics: engine.EpochMetrics, state: RunState, recipe: TrainRecipe,
+                 config: IFormerConfig, output: Path, primary: bool) -> dict[str, Any]:
+    """After each epoch: its metrics.csv row, the best so far, then (rank 0) metrics.csv,
+    last.pth and, when the score improved, best.pth."""
+    row = metrics_row(metrics, epoch_s=metrics.elapsed_s - state.elapsed_s)
+    state.epoch, state.elapsed_s = metrics.epoch, metrics.elapsed_s
+    state.rows.append(row)
+    score = row["ema_top1"] if state.ema is not None else row["top1"]  # as timm does
+    improved = score > state.best_top1
+    if improved:
+        state.best_top1, state.best_epoch = score, state.epoch
+    if primary:
+        write_metrics(output / METRICS, state.rows)  # before the checkpoint: see restore
+        save_checkpoint(output / LAST, state.checkpoint(recipe, config))
+        if improved:
+            shutil.copyfile(output / LAST, output / BEST)
+    return row
+
+
+def metrics_row(metrics: engine.EpochMetrics, epoch_s: float) -> dict[str, Any]:
+    """An epoch as a metrics.csv row; the EMA columns are NaN in a run without EMA."""
+    values = {**metrics.to_dict(), "epoch_s": round(epoch_s, 3),
+              "images_per_s": round(metrics.images_per_s, 2)}
+    return {name: math.nan if values[name] is None else values[name] for name in METRIC_COLUMNS}
 
 
 def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path, resume: bool,
@@ -526,31 +530,20 @@ def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path,
         f"{len(loaders[0])} steps/epoch, {state.total_epochs} epochs, device {processes.device}")
     output.mkdir(parents=True, exist_ok=True)
 
-    status, reason = "completed", ""
-    while state.epoch < state.total_epochs:
-        try:
-            row = run_epoch(plan, state, processes)
-        except engine.Diverged as exc:
-            status, reason = "diverged", str(exc)
-            log(f"stopped: {reason}")
-            break
-        state.epoch += 1
-        state.rows.append(row)
-        score = row["ema_top1"] if state.ema is not None else row["top1"]  # as timm does
-        improved = score > state.best_top1
-        if improved:
-            state.best_top1, state.best_epoch = score, state.epoch
-        if processes.primary:
-            write_metrics(output / METRICS, state.rows)  # before the checkpoint: see restore
-            save_checkpoint(output / LAST, state.checkpoint(recipe, config))
-            if improved:
-                shutil.copyfile(output / LAST, output / BEST)
+    def on_epoch_end(metrics: engine.EpochMetrics) -> bool:
+        row = record_epoch(metrics, state, recipe, config, output, processes.primary)
         log(format_epoch(row, state.total_epochs, state.best_top1, state.best_epoch,
                          state.ema is not None))
-        if on_epoch is not None and on_epoch(row) and state.epoch < state.total_epochs:
-            status, reason = "stopped", f"stopped after epoch {state.epoch}"
-            break
-    return TrainSummary(status=status, reason=reason, epochs_done=len(state.rows),
+        return on_epoch is not None and bool(on_epoch(row))
+
+    with warnings.catch_warnings():
+        # DDP warns that 1x1 and depthwise kernels get gradients whose strides differ from
+        # the weights' only along dimensions of size 1: the same memory order, so moot here.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+        result = engine.run_training(plan, on_epoch_end)
+    if result.status == "diverged":
+        log(f"stopped: {result.reason}")
+    return TrainSummary(status=result.status, reason=result.reason, epochs_done=len(state.rows),
                         best_top1=state.best_top1, best_epoch=state.best_epoch, output=output,
                         history=state.rows)
 
