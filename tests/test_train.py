@@ -120,6 +120,27 @@ def test_trains_checkpoints_and_resumes_on_the_same_schedule(data: Path, config_
     model.load_state_dict(saved["model_ema"])
 
 
+def test_a_nan_validation_loss_ends_the_run_as_diverged(data: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    """Training normalises with batch statistics and evaluation with the running ones, so
+    running variances far below zero leave the training loss finite and the validation
+    loss NaN: the engine ends the run after epoch 1, before its checkpoint."""
+    torch.manual_seed(0)
+    weights = iformer.create_model(TINY).state_dict()
+    for key in weights:
+        if key.endswith("running_var"):
+            weights[key] = torch.full_like(weights[key], -1e6)
+    torch.save(weights, tmp_path / "broken.pth")
+    config = write_recipe(tmp_path / "train.yaml", epochs=2, warmup_epochs=0)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["train", str(config), "--data", str(data), "--output", str(out),
+                                 "--init", str(tmp_path / "broken.pth")], capsys)
+    assert code == 1, err
+    assert "training diverged: validation loss became nan after epoch 1" in err
+    assert "stopped: validation loss became nan" in stdout
+    assert not (out / "last.pth").exists() and not (out / "metrics.csv").exists()
+
+
 @pytest.mark.parametrize("text, words", [
     ("model: [iformer_small\n", ["not valid YAML at line"]),
     ("- 1\n- 2\n", ["does not hold a mapping"]),
