@@ -1,14 +1,16 @@
 """The one training engine: epochs of optimizer steps, evaluation, a callback, NaN detection.
 
-A recipe (the proxy recipe in ``rampsearch.proxy``, the full ImageNet recipe of ``export``)
-builds a :class:`TrainingPlan`: the model, optimizer, scheduler and loss, plus two functions
-that yield batches already on the device. The engine does not know where batches come from;
-it runs the loop below, the same for every recipe:
+A recipe (the proxy recipe in ``rampsearch.proxy``, the full ImageNet recipe in
+``rampsearch.train``) builds a :class:`TrainingPlan`: the model, optimizer, scheduler and loss,
+plus two functions that yield batches already on the device. The engine does not know where
+batches come from; it runs the loop below, the same for every recipe:
 
-    for each epoch:
+    for each epoch from start_epoch:
         for each training batch: forward (autocast), loss, backward, step, schedule
-        evaluate: loss, top-1, top-5 over the validation batches
-        on_epoch(metrics) -> True stops the run
+        evaluate: loss, top-1, top-5 over the validation batches (a NaN loss ends the run)
+        evaluate the EMA weights too, when the plan has them
+        step the schedule to the next epoch
+        on_epoch(metrics) -> True stops the run; checkpoints and logs live there
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class EpochMetrics:
     elapsed_s: float
     images_per_s: float
     lr: float = 0.0  # at the end of the epoch
+    ema_val_loss: float | None = None  # the EMA weights' evaluation; None without EMA
+    ema_top1: float | None = None
+    ema_top5: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +84,8 @@ class TrainResult:
 
 @dataclass
 class TrainingPlan:
-    """Everything a recipe hands the engine."""
+    """Everything a recipe hands the engine. The last four fields serve long runs: resume,
+    an EMA of the weights, and DDP (the recipe's ``model`` is then the wrapped one)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -91,6 +97,11 @@ class TrainingPlan:
     scheduler: Any = None  # a timm Scheduler: step(epoch) and step_update(num_updates)
     autocast_dtype: torch.dtype | None = None  # bf16 on CUDA; None runs in float32
     grad_clip: float | None = None
+    start_epoch: int = 0  # epochs already done by a resumed run; the loop continues after them
+    start_updates: int = 0  # the optimizer steps of those epochs, for a per-step schedule
+    ema_model: nn.Module | None = None  # updated by the recipe (an optimizer hook), evaluated here
+    # All-reduce sum over the processes of a DDP run; None in a single process.
+    sum_over_processes: Callable[[list[float]], list[float]] | None = None
 
 
 class Diverged(Exception):
@@ -99,24 +110,29 @@ class Diverged(Exception):
 
 def run_training(plan: TrainingPlan,
                  on_epoch: Callable[[EpochMetrics], bool | None] | None = None) -> TrainResult:
-    """Train ``plan.epochs`` epochs, evaluating after each and calling ``on_epoch``."""
+    """Train epochs ``start_epoch + 1`` to ``plan.epochs``, evaluating after each and calling
+    ``on_epoch``. ``history`` holds the epochs of this call only."""
     started = time.perf_counter()
     history: list[EpochMetrics] = []
     status, reason = "completed", ""
-    num_updates = 0
-    for epoch in range(plan.epochs):
+    num_updates = plan.start_updates
+    for epoch in range(plan.start_epoch, plan.epochs):
         try:
             train_loss, images, num_updates, train_s = train_one_epoch(plan, epoch, num_updates)
-            val_loss, top1, top5 = evaluate(plan)
+            val_loss, top1, top5 = evaluate(plan, plan.model)
             if not math.isfinite(val_loss):
                 raise Diverged(f"validation loss became {val_loss} after epoch {epoch + 1}")
         except Diverged as exc:
             status, reason = "diverged", str(exc)
             break
+        ema_loss = ema_top1 = ema_top5 = None
+        if plan.ema_model is not None:
+            ema_loss, ema_top1, ema_top5 = evaluate(plan, plan.ema_model)
         metrics = EpochMetrics(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss,
                                top1=top1, top5=top5, elapsed_s=time.perf_counter() - started,
                                images_per_s=images / train_s if train_s > 0 else 0.0,
-                               lr=current_lr(plan.optimizer))
+                               lr=current_lr(plan.optimizer), ema_val_loss=ema_loss,
+                               ema_top1=ema_top1, ema_top5=ema_top5)
         history.append(metrics)
         if plan.scheduler is not None:
             plan.scheduler.step(epoch + 1)
@@ -133,7 +149,8 @@ def run_training(plan: TrainingPlan,
 
 def train_one_epoch(plan: TrainingPlan, epoch: int,
                     num_updates: int) -> tuple[float, int, int, float]:
-    """(mean training loss, images seen, updates so far, seconds) of one epoch."""
+    """(mean training loss, images seen, updates so far, seconds) of one epoch; loss and
+    images are totals over the processes of a DDP run."""
     model, optimizer = plan.model, plan.optimizer
     model.train()
     loss_sum = torch.zeros((), device=plan.device)
@@ -157,20 +174,23 @@ def train_one_epoch(plan: TrainingPlan, epoch: int,
             check_finite(loss_sum, epoch, steps, optimizer)
     check_finite(loss_sum, epoch, steps, optimizer)
     synchronize(plan.device)
-    return loss_sum.item() / max(images, 1), images, num_updates, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    loss_total, images = summed(plan, [loss_sum.item(), images])
+    return loss_total / max(images, 1), int(images), num_updates, seconds
 
 
 @torch.inference_mode()
-def evaluate(plan: TrainingPlan) -> tuple[float, float, float]:
-    """(mean cross-entropy, top-1 %, top-5 %) over the validation batches."""
-    plan.model.eval()
+def evaluate(plan: TrainingPlan, model: nn.Module) -> tuple[float, float, float]:
+    """(mean cross-entropy, top-1 %, top-5 %) of ``model`` over the validation batches (of
+    all processes)."""
+    model.eval()
     loss_sum = torch.zeros((), device=plan.device, dtype=torch.float64)
     correct1 = torch.zeros((), device=plan.device, dtype=torch.int64)
     correct5 = torch.zeros((), device=plan.device, dtype=torch.int64)
     count = 0
     for inputs, targets in plan.val_batches():
         with autocast(plan):
-            logits = plan.model(inputs)
+            logits = model(inputs)
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
         k = min(5, logits.shape[1])
@@ -179,10 +199,18 @@ def evaluate(plan: TrainingPlan) -> tuple[float, float, float]:
         correct1 += hits[:, 0].sum()
         correct5 += hits.any(dim=1).sum()
         count += targets.shape[0]
+    loss_total, hits1, hits5, count = summed(plan, [loss_sum.item(), correct1.item(),
+                                                    correct5.item(), count])
     if count == 0:
         raise ValueError("the validation set is empty")
-    return (loss_sum.item() / count, 100.0 * correct1.item() / count,
-            100.0 * correct5.item() / count)
+    return loss_total / count, 100.0 * hits1 / count, 100.0 * hits5 / count
+
+
+def summed(plan: TrainingPlan, values: list[float]) -> list[float]:
+    """``values`` summed over the processes of a DDP run; as they are in a single process."""
+    if plan.sum_over_processes is None:
+        return values
+    return plan.sum_over_processes(values)
 
 
 def check_finite(loss_sum: torch.Tensor, epoch: int, step: int,

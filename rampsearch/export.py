@@ -25,7 +25,7 @@ from iformer import IFormerConfig
 
 from . import study as study_lib
 from .errors import UserError
-from .train import PAPER_PROCESSES, PAPER_TOTAL_BATCH, TrainRecipe, paper_size, recipe_for_model
+from .recipe import PAPER_PROCESSES, PAPER_TOTAL_BATCH, TrainRecipe, paper_size, recipe_for_model
 
 EXPORT_FOLDER = "export"
 IMAGENET_CLASSES = 1000

@@ -31,6 +31,7 @@ from iformer import IFormerConfig
 from .data import ProxyData, load_proxy_data
 from .engine import Batch, EpochMetrics, TrainingPlan, TrainResult, run_training
 from .errors import UserError
+from .settings import check_ranges, field_values, unknown_keys
 
 __all__ = ["EpochMetrics", "ProxySettings", "TrainResult", "add_proxy_arguments",
            "load_data_for", "proxy_model_config", "settings_from_args", "train_proxy"]
@@ -68,14 +69,12 @@ class ProxySettings:
         if not isinstance(data, Mapping):
             raise UserError(f"proxy settings must be a mapping of names to values, got "
                             f"{type(data).__name__}.")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
+        unknown = unknown_keys(cls, data)
         if unknown:
+            known = ", ".join(f.name for f in dataclasses.fields(cls))
             raise UserError(f"unknown proxy setting(s) {', '.join(unknown)}; known settings "
-                            f"are {', '.join(fields)}.")
-        values = {name: _coerce(name, value, type(getattr(cls(), name)))
-                  for name, value in data.items()}
-        settings = cls(**values)
+                            f"are {known}.")
+        settings = cls(**field_values(cls, data, where="proxy setting"))
         settings.validate()
         return settings
 
@@ -99,26 +98,11 @@ class ProxySettings:
             (0 <= self.drop_path_rate < 1, "drop_path_rate", "a value in [0, 1)"),
             (0 <= self.crop_padding < 1, "crop_padding", "a fraction in [0, 1)"),
         ]
-        for ok, name, expected in checks:
-            if not ok:
-                raise UserError(f"proxy setting {name} is {getattr(self, name)!r}; use "
-                                f"{expected}.")
+        check_ranges(self, checks, where="proxy setting")
 
     @property
     def steps_per_epoch(self) -> int:
         return self.train_samples // self.batch_size  # the last partial batch is dropped
-
-
-def _coerce(name: str, value: Any, kind: type) -> Any:
-    """YAML/JSON values to the field's type: ints stay ints, 1e-3 and 2 both fit a float."""
-    if kind is int and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise UserError(f"proxy setting {name} must be {'an integer' if kind is int else 'a number'}"
-                        f", got {value!r}.")
-    return value
 
 
 # ---------------------------------------------------------------------------------- CLI

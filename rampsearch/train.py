@@ -4,12 +4,12 @@
     python -m rampsearch.train train.yaml --data /path/to/imagenet
     torchrun --nproc_per_node 8 -m rampsearch.train train.yaml --data /path/to/imagenet
 
-``train.yaml`` is what ``rampsearch export`` writes. Its keys are the argument names of timm's
-``train.py``, so timm's script reads the same file. The loop itself is ``rampsearch.engine``'s
-(one epoch of optimizer steps, one evaluation); this module adds what a 300-epoch run needs
-around it: timm's ImageNet data pipeline (RandAugment, random erasing, Mixup/CutMix), an EMA of
-the weights, DDP under torchrun, a checkpoint every epoch with the best kept, resume from the
-last one on the same schedule, and ``metrics.csv``.
+``train.yaml`` is what ``rampsearch export`` writes (its settings: ``rampsearch.recipe``). The
+loop is ``rampsearch.engine.run_training``, the same one the proxy trials run; this module
+builds its plan and adds what a 300-epoch run needs around it: timm's ImageNet data pipeline
+(RandAugment, random erasing, Mixup/CutMix), an EMA of the weights, DDP under torchrun, and,
+after every epoch through the engine's ``on_epoch``, ``metrics.csv`` and a checkpoint with
+the best kept; ``--resume`` starts the engine at the epoch after the last checkpoint.
 
 Every epoch reseeds the random generators from (seed, epoch, rank), so a resumed run sees the
 same data order, augmentations and drop-path masks as an uninterrupted one.
@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
+import functools
 import importlib
 import math
 import os
 import random
 import shutil
 import sys
-import time
-import types
-import typing
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -47,240 +43,12 @@ from iformer import IFormerConfig
 
 from . import engine
 from .errors import UserError
+from .recipe import TrainRecipe, add_train_arguments, paper_size, recipe_from_args
 
-# Keys timm's train.py passes to create_model itself (from num_classes, drop, drop_path and
-# input_size); model_kwargs repeating them would make timm fail with "multiple values".
-TIMM_PASSED_KWARGS = ("num_classes", "drop_rate", "drop_path_rate", "in_chans")
-
-PAPER_TOTAL_BATCH = 1024
-PAPER_PROCESSES = 8  # 8 GPUs x 128 images: the paper's total batch of 1024
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "top1", "top5", "ema_val_loss",
                   "ema_top1", "ema_top5", "epoch_s", "images_per_s")
 LAST, BEST, METRICS = "last.pth", "best.pth", "metrics.csv"
-
-
-# ------------------------------------------------------------------------------ the recipe
-@dataclass
-class TrainRecipe:
-    """The paper's ImageNet-1K recipe (DeiT-style, as the iFormer release trains), named
-    as timm's train.py names its arguments. ``batch_size`` is per process."""
-
-    model: str
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    device_modules: list[str] = field(default_factory=lambda: ["iformer"])
-    num_classes: int = 1000
-    input_size: list[int] = field(default_factory=lambda: [3, 224, 224])
-    train_split: str = "train"
-    val_split: str = "val"
-    drop: float = 0.0
-    drop_path: float = 0.2
-    opt: str = "adamw"
-    opt_eps: float = 1e-8
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    clip_grad: float | None = None
-    sched: str = "cosine"
-    sched_on_updates: bool = False
-    epochs: int = 300
-    warmup_epochs: int = 5
-    warmup_lr: float = 1e-6
-    min_lr: float = 1e-6
-    cooldown_epochs: int = 0
-    batch_size: int = PAPER_TOTAL_BATCH // PAPER_PROCESSES
-    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
-    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    hflip: float = 0.5
-    color_jitter: float = 0.4
-    aa: str | None = "rand-m9-mstd0.5-inc1"
-    train_interpolation: str = "bicubic"
-    reprob: float = 0.25
-    remode: str = "pixel"
-    recount: int = 1
-    mixup: float = 0.8
-    cutmix: float = 1.0
-    mixup_prob: float = 1.0
-    mixup_switch_prob: float = 0.5
-    mixup_mode: str = "batch"
-    smoothing: float = 0.1
-    interpolation: str = "bicubic"
-    crop_pct: float = 0.9
-    model_ema: bool = True
-    model_ema_decay: float = 0.99996
-    amp: bool = True
-    amp_dtype: str = "bfloat16"
-    seed: int = 0
-    workers: int = 8
-    pin_mem: bool = True
-
-    # Settings a resumed run may change without changing what is computed.
-    RESUMABLE = ("workers", "pin_mem")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "the training config"
-                  ) -> TrainRecipe:
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise UserError(f"{source} has key(s) {', '.join(unknown)} that rampsearch train does "
-                            f"not implement; remove them, or train with timm's train.py, which "
-                            f"reads the same file. Keys understood: {', '.join(names)}.")
-        if "model" not in data:
-            raise UserError(f"{source} has no `model` key; it needs the timm model name, e.g. "
-                            f"`model: iformer_small` (re-export it with `rampsearch export`).")
-        hints = typing.get_type_hints(cls)
-        values = {name: _coerce(name, value, hints[name], source) for name, value in data.items()}
-        recipe = cls(**values)
-        recipe.validate(source)
-        return recipe
-
-    def validate(self, source: str = "the training config") -> None:
-        """Raise UserError naming the first value out of range and what to use instead."""
-        checks = [
-            (len(self.input_size) == 3 and min(self.input_size) >= 1, "input_size",
-             "[channels, height, width], e.g. [3, 224, 224]"),
-            (self.num_classes >= 1, "num_classes", "the number of classes of the data"),
-            (0 <= self.drop < 1, "drop", "a rate in [0, 1)"),
-            (0 <= self.drop_path < 1, "drop_path", "a rate in [0, 1)"),
-            (math.isfinite(self.lr) and self.lr > 0, "lr", "a positive learning rate"),
-            (self.weight_decay >= 0, "weight_decay", "at least 0"),
-            (self.clip_grad is None or self.clip_grad > 0, "clip_grad", "a positive norm or null"),
-            (self.sched == "cosine", "sched", "cosine (other schedules: timm's train.py)"),
-            (self.epochs >= 1, "epochs", "at least 1"),
-            (self.warmup_epochs >= 0, "warmup_epochs", "at least 0"),
-            (self.cooldown_epochs >= 0, "cooldown_epochs", "at least 0"),
-            (self.batch_size >= 1, "batch_size", "at least 1 image per process"),
-            (not self.mixing or self.batch_size % 2 == 0, "batch_size",
-             "an even number (Mixup/CutMix pair the images of a batch)"),
-            (self.mixup >= 0 and self.cutmix >= 0, "mixup/cutmix", "alphas of at least 0"),
-            (0 <= self.smoothing < 1, "smoothing", "a value in [0, 1)"),
-            (0 < self.crop_pct <= 1, "crop_pct", "a fraction in (0, 1]"),
-            (0 < self.model_ema_decay < 1, "model_ema_decay", "a decay in (0, 1)"),
-            (self.amp_dtype == "bfloat16", "amp_dtype",
-             "bfloat16 (float16 needs a loss scaler; use timm's train.py for it)"),
-            (self.workers >= 0, "workers", "at least 0"),
-        ]
-        for ok, name, expected in checks:
-            if not ok:
-                value = getattr(self, name, None) if "/" not in name else (self.mixup, self.cutmix)
-                raise UserError(f"{source}: {name} is {value!r}; use {expected}.")
-        known = set(_optimizer_names())
-        if self.opt.lower() not in known:
-            raise UserError(f"{source}: opt {self.opt!r} is not an optimizer timm knows; use "
-                            f"adamw (the paper's) or one of timm.optim.list_optimizers().")
-
-    @property
-    def mixing(self) -> bool:
-        return self.mixup > 0 or self.cutmix > 0
-
-    def model_config(self) -> IFormerConfig:
-        """The model timm builds from this file: ``create_model(model, num_classes=...,
-        drop_rate=drop, drop_path_rate=drop_path, in_chans=input_size[0], **model_kwargs)``."""
-        repeated = sorted(set(self.model_kwargs) & set(TIMM_PASSED_KWARGS))
-        if repeated:
-            raise UserError(f"model_kwargs sets {', '.join(repeated)}, which timm's train.py "
-                            f"passes itself; use the top-level keys num_classes, drop, drop_path "
-                            f"and input_size instead.")
-        return iformer.preset(self.model, **self.model_kwargs, num_classes=self.num_classes,
-                              drop_rate=self.drop, drop_path_rate=self.drop_path,
-                              in_chans=self.input_size[0])
-
-
-def _optimizer_names() -> list[str]:
-    from timm.optim import list_optimizers
-    return list_optimizers()
-
-
-def _coerce(name: str, value: Any, kind: Any, source: str) -> Any:
-    """A YAML value as the field's type (ints stay ints; 1 and 1e-3 both fit a float)."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        kind = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(kind), typing.get_args(kind)
-    problem = f"{source}: {name} is {value!r}"
-    if origin is list:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise UserError(f"{problem}; it must be a list, e.g. {name}: [1, 2].")
-        return [_coerce(name, v, args[0], source) for v in value]
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise UserError(f"{problem}; it must be a mapping of names to values.")
-        return dict(value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise UserError(f"{problem}; use true or false.")
-        return value
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        expected = {int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
-        raise UserError(f"{problem}; it must be {expected}.")
-    return value
-
-
-def paper_size(config: IFormerConfig) -> str:
-    """The paper preset a config is a variant of: the one with the same stages, else the one
-    nearest in FLOPs at 224 px (the recipe's drop path grows with model size)."""
-    for name in iformer.PRESET_NAMES:
-        ref = iformer.preset(name)
-        if (ref.depths, ref.embed_dims, ref.num_heads) == (config.depths, config.embed_dims,
-                                                           config.num_heads):
-            return name
-    flops = iformer.count_flops(config, (224, 224))
-    return min(iformer.PRESET_NAMES,
-               key=lambda n: abs(iformer.count_flops(iformer.preset(n), (224, 224)) - flops))
-
-
-def timm_model_kwargs(config: IFormerConfig, model: str) -> dict[str, Any]:
-    """The keywords that turn timm's ``model`` preset into ``config``: the ramp always, and
-    every other field that differs from the preset (but those timm's train.py passes)."""
-    base = iformer.preset(model).to_dict()
-    kwargs = {}
-    for name, value in config.to_dict().items():
-        if name in TIMM_PASSED_KWARGS:
-            continue
-        if name == "attention_heads" or value != base[name]:
-            kwargs[name] = value
-    return kwargs
-
-
-def recipe_for_model(config: IFormerConfig) -> TrainRecipe:
-    """The paper's recipe for a model config (its own drop path, classes and input size)."""
-    model = f"iformer_{paper_size(config)}"
-    height, width = config.input_size
-    return TrainRecipe(model=model, model_kwargs=timm_model_kwargs(config, model),
-                       num_classes=config.num_classes, input_size=[config.in_chans, height, width],
-                       drop=config.drop_rate, drop_path=config.drop_path_rate)
-
-
-def load_recipe(path: Path) -> TrainRecipe:
-    """A ``train.yaml`` written by export, or a model config (YAML/JSON) trained with the
-    paper's recipe."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read the training config {path}: {exc.strerror}. Pass the "
-                        f"train.yaml written by `rampsearch export`.") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise UserError(f"{path} is not valid YAML{line}; fix it or write it again with "
-                        f"`rampsearch export`.") from None
-    if not isinstance(data, Mapping):
-        raise UserError(f"{path} does not hold a mapping of settings; pass the train.yaml "
-                        f"written by `rampsearch export` or a model config.")
-    if isinstance(data.get("model"), str):
-        return TrainRecipe.from_dict(data, source=str(path))
-    return recipe_for_model(IFormerConfig.load(path))
 
 
 # ------------------------------------------------------------------------------ processes
@@ -320,13 +88,11 @@ def stop_processes() -> None:
         dist.destroy_process_group()
 
 
-def mean_over_processes(values: Sequence[float], processes: Processes) -> list[float]:
-    """Each rank evaluated an equal share (the sampler pads), so the mean is exact."""
-    if processes.world_size == 1:
-        return list(values)
-    tensor = torch.tensor(values, dtype=torch.float64, device=processes.device)
+def sum_over_processes(values: list[float], device: torch.device) -> list[float]:
+    """``values`` summed over every rank of the launch (the engine's totals of an epoch)."""
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
-    return (tensor / processes.world_size).tolist()
+    return tensor.tolist()
 
 
 def seed_epoch(seed: int, epoch: int, rank: int) -> None:
@@ -608,6 +374,7 @@ class RunState:
     best_top1: float = -1.0
     best_epoch: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0  # the engine's clock at the last epoch's end (timing; not saved)
 
     def checkpoint(self, recipe: TrainRecipe, config: IFormerConfig) -> dict[str, Any]:
         """Tensors and plain containers only, so ``torch.load(weights_only=True)`` reads it."""
@@ -675,9 +442,6 @@ def loss_and_mixup(recipe: TrainRecipe) -> tuple[nn.Module, Any]:
 def wrap_for_processes(model: nn.Module, processes: Processes) -> nn.Module:
     if processes.world_size == 1:
         return model
-    # 1x1 and depthwise kernels get gradients whose strides differ from the weights' only
-    # along dimensions of size 1: the same memory order, so DDP's warning is moot here.
-    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
     device = processes.device
     return nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -685,7 +449,8 @@ def wrap_for_processes(model: nn.Module, processes: Processes) -> nn.Module:
 
 def plan_for(model: nn.Module, state: RunState, recipe: TrainRecipe, loaders: tuple[Any, Any],
              processes: Processes) -> engine.TrainingPlan:
-    """The engine's view of the run: batches on the device, seeded per epoch, mixed."""
+    """The engine's view of the run: batches on the device, seeded per epoch, mixed; the
+    epochs still to run, the EMA to evaluate and the sum over processes."""
     device = processes.device
     train_loader, val_loader = loaders
     loss, mixup = loss_and_mixup(recipe)
@@ -710,30 +475,37 @@ def plan_for(model: nn.Module, state: RunState, recipe: TrainRecipe, loaders: tu
         val_batches=val_batches, epochs=state.total_epochs, device=device,
         scheduler=state.scheduler,
         autocast_dtype=torch.bfloat16 if recipe.amp and device.type == "cuda" else None,
-        grad_clip=recipe.clip_grad)
+        grad_clip=recipe.clip_grad, start_epoch=state.epoch,
+        start_updates=state.epoch * state.updates_per_epoch,
+        ema_model=state.ema.module if state.ema is not None else None,
+        sum_over_processes=(functools.partial(sum_over_processes, device=device)
+                            if processes.world_size > 1 else None))
 
 
-def run_epoch(plan: engine.TrainingPlan, state: RunState, processes: Processes
-              ) -> dict[str, Any]:
-    """Train one epoch with the engine, evaluate the weights and their EMA, step the
-    schedule; the metrics row (averaged over processes)."""
-    started = time.perf_counter()
-    epoch = state.epoch
-    lr = engine.current_lr(state.optimizer)
-    train_loss, images, _, train_s = engine.train_one_epoch(plan, epoch,
-                                                            epoch * state.updates_per_epoch)
-    train_loss, val_loss, top1, top5 = mean_over_processes(
-        [train_loss, *engine.evaluate(plan)], processes)
-    ema_loss = ema_top1 = ema_top5 = math.nan
-    if state.ema is not None:
-        ema_loss, ema_top1, ema_top5 = mean_over_processes(
-            engine.evaluate(dataclasses.replace(plan, model=state.ema.module)), processes)
-    state.scheduler.step(epoch + 1)
-    return dict(epoch=epoch + 1, lr=lr, train_loss=train_loss, val_loss=val_loss, top1=top1,
-                top5=top5, ema_val_loss=ema_loss, ema_top1=ema_top1, ema_top5=ema_top5,
-                epoch_s=round(time.perf_counter() - started, 3),
-                images_per_s=round(images * processes.world_size / train_s, 2)
-                if train_s > 0 else 0.0)
+def record_epoch(metrics: engine.EpochMetrics, state: RunState, recipe: TrainRecipe,
+                 config: IFormerConfig, output: Path, primary: bool) -> dict[str, Any]:
+    """After each epoch: its metrics.csv row, the best so far, then (rank 0) metrics.csv,
+    last.pth and, when the score improved, best.pth."""
+    row = metrics_row(metrics, epoch_s=metrics.elapsed_s - state.elapsed_s)
+    state.epoch, state.elapsed_s = metrics.epoch, metrics.elapsed_s
+    state.rows.append(row)
+    score = row["ema_top1"] if state.ema is not None else row["top1"]  # as timm does
+    improved = score > state.best_top1
+    if improved:
+        state.best_top1, state.best_epoch = score, state.epoch
+    if primary:
+        write_metrics(output / METRICS, state.rows)  # before the checkpoint: see restore
+        save_checkpoint(output / LAST, state.checkpoint(recipe, config))
+        if improved:
+            shutil.copyfile(output / LAST, output / BEST)
+    return row
+
+
+def metrics_row(metrics: engine.EpochMetrics, epoch_s: float) -> dict[str, Any]:
+    """An epoch as a metrics.csv row; the EMA columns are NaN in a run without EMA."""
+    values = {**metrics.to_dict(), "epoch_s": round(epoch_s, 3),
+              "images_per_s": round(metrics.images_per_s, 2)}
+    return {name: math.nan if values[name] is None else values[name] for name in METRIC_COLUMNS}
 
 
 def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path, resume: bool,
@@ -758,31 +530,20 @@ def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path,
         f"{len(loaders[0])} steps/epoch, {state.total_epochs} epochs, device {processes.device}")
     output.mkdir(parents=True, exist_ok=True)
 
-    status, reason = "completed", ""
-    while state.epoch < state.total_epochs:
-        try:
-            row = run_epoch(plan, state, processes)
-        except engine.Diverged as exc:
-            status, reason = "diverged", str(exc)
-            log(f"stopped: {reason}")
-            break
-        state.epoch += 1
-        state.rows.append(row)
-        score = row["ema_top1"] if state.ema is not None else row["top1"]  # as timm does
-        improved = score > state.best_top1
-        if improved:
-            state.best_top1, state.best_epoch = score, state.epoch
-        if processes.primary:
-            write_metrics(output / METRICS, state.rows)  # before the checkpoint: see restore
-            save_checkpoint(output / LAST, state.checkpoint(recipe, config))
-            if improved:
-                shutil.copyfile(output / LAST, output / BEST)
+    def on_epoch_end(metrics: engine.EpochMetrics) -> bool:
+        row = record_epoch(metrics, state, recipe, config, output, processes.primary)
         log(format_epoch(row, state.total_epochs, state.best_top1, state.best_epoch,
                          state.ema is not None))
-        if on_epoch is not None and on_epoch(row) and state.epoch < state.total_epochs:
-            status, reason = "stopped", f"stopped after epoch {state.epoch}"
-            break
-    return TrainSummary(status=status, reason=reason, epochs_done=len(state.rows),
+        return on_epoch is not None and bool(on_epoch(row))
+
+    with warnings.catch_warnings():
+        # DDP warns that 1x1 and depthwise kernels get gradients whose strides differ from
+        # the weights' only along dimensions of size 1: the same memory order, so moot here.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+        result = engine.run_training(plan, on_epoch_end)
+    if result.status == "diverged":
+        log(f"stopped: {result.reason}")
+    return TrainSummary(status=result.status, reason=result.reason, epochs_done=len(state.rows),
                         best_top1=state.best_top1, best_epoch=state.best_epoch, output=output,
                         history=state.rows)
 
@@ -797,36 +558,6 @@ def format_epoch(row: Mapping[str, Any], total: int, best: float, best_epoch: in
 
 
 # ------------------------------------------------------------------------------ CLI
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", type=Path, metavar="CONFIG",
-                        help="train.yaml written by `rampsearch export` (or a model config, "
-                             "trained with the paper's recipe)")
-    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
-                        help="ImageFolder root with train/<class>/ and val/<class>/")
-    parser.add_argument("--output", type=Path, metavar="DIR",
-                        help="where checkpoints and metrics.csv go (default: train/ beside CONFIG)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --output from its last.pth")
-    parser.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
-    parser.add_argument("--batch-size", type=int, metavar="N",
-                        help="override the per-process batch size")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="data loading processes per training process")
-    parser.add_argument("--init", metavar="released|PATH",
-                        help="initial weights: the released iFormer checkpoint (the paper's "
-                             "ramp only) or a weights file")
-
-
-def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
-    recipe = load_recipe(args.config)
-    overrides = {name: getattr(args, name) for name in ("epochs", "batch_size", "workers")
-                 if getattr(args, name) is not None}
-    if overrides:
-        recipe = dataclasses.replace(recipe, **overrides)
-        recipe.validate(source="the command line")
-    return recipe
-
-
 def run_from_args(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     output = args.output or args.config.resolve().parent / "train"

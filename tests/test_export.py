@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -15,8 +17,8 @@ from optuna.trial import TrialState
 import iformer
 from rampsearch.cli import main
 from rampsearch.proxy import ProxySettings
+from rampsearch.recipe import TrainRecipe, load_recipe, recipe_for_model
 from rampsearch.study import StudyLocation, StudySettings, default_storage_url, write_run_file
-from rampsearch.train import TrainRecipe, load_recipe, recipe_for_model
 
 PAPER_SMALL = iformer.preset("small").attention_heads
 SEARCHED = PAPER_SMALL[:9] + [8] + PAPER_SMALL[10:]  # one more attention head in block 9
@@ -231,3 +233,15 @@ def test_recipe_of_a_small_custom_model_names_every_changed_field() -> None:
     assert set(recipe.model_kwargs) == {"depths", "embed_dims", "num_heads", "attention_heads",
                                         "img_size", "layer_scale_init"}
     assert recipe.model_config() == tiny
+
+
+def test_exporting_leaves_the_trainer_unloaded() -> None:
+    """export reads the recipe alone, and so does the command line until `rampsearch train`
+    runs: the DDP trainer stays unloaded."""
+    code = ("import sys, rampsearch.export; loaded = ['rampsearch.train' in sys.modules]; "
+            "import rampsearch.cli; rampsearch.cli.build_parser(); "
+            "print(loaded + ['rampsearch.train' in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[False, False]"

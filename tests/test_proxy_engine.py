@@ -49,3 +49,49 @@ def test_engine_reports_divergence_instead_of_raising() -> None:
     assert "training loss became nan in epoch 2 by step 3" in result.reason
     assert [m.epoch for m in reported] == [1] and result.epochs_run == 1
     assert result.top1 == 0.0
+
+
+def test_engine_resumes_at_the_start_epoch_and_evaluates_an_ema() -> None:
+    plan = linear_plan(epochs=4, lr=0.5)
+    ema = nn.Linear(2, 2)  # stands in for the weights' average: evaluated, never trained
+    before = [p.detach().clone() for p in ema.parameters()]
+    seen_epochs: list[int] = []
+
+    def train_batches(epoch: int):
+        seen_epochs.append(epoch)
+        yield from linear_plan(epochs=1, lr=0.5).train_batches(epoch)
+
+    plan.train_batches, plan.start_epoch, plan.ema_model = train_batches, 2, ema
+    result = run_training(plan)
+    assert seen_epochs == [2, 3] and [m.epoch for m in result.history] == [3, 4]
+    assert result.status == "completed" and result.epochs_run == 2
+    assert all(m.ema_top1 is not None and 0 <= m.ema_top1 <= 100 for m in result.history)
+    assert all(torch.equal(a, b) for a, b in zip(before, ema.parameters()))
+    assert run_training(linear_plan(epochs=1, lr=0.5)).history[0].ema_top1 is None
+
+
+def test_engine_sums_over_processes_before_dividing() -> None:
+    """Two processes that saw the same batches: totals double, means stay."""
+    sums: list[list[float]] = []
+
+    def twice(values: list[float]) -> list[float]:
+        sums.append(list(values))
+        return [2 * v for v in values]
+
+    alone = run_training(linear_plan(epochs=1, lr=0.5))
+    plan = linear_plan(epochs=1, lr=0.5)
+    plan.sum_over_processes = twice
+    both = run_training(plan)
+    assert len(sums) == 2 and sums[0][1] == 300 and sums[1][3] == 100  # images, val count
+    assert both.history[0].images_per_s > 0
+    assert (both.val_loss, both.top1) == (alone.val_loss, alone.top1)
+    assert both.history[0].train_loss == alone.history[0].train_loss
+
+
+def test_engine_ends_a_nan_validation_loss_as_diverged() -> None:
+    plan = linear_plan(epochs=2, lr=0.5)
+    plan.val_batches = lambda: iter([(torch.full((4, 2), float("nan")), torch.zeros(4).long())])
+    reported = []
+    result = run_training(plan, on_epoch=reported.append)
+    assert result.status == "diverged" and reported == []
+    assert "validation loss became nan after epoch 1" in result.reason

@@ -20,12 +20,8 @@ from PIL import Image
 import iformer
 from rampsearch.cli import main
 from rampsearch.errors import UserError
-from rampsearch.train import (
-    load_recipe,
-    load_weights_file,
-    recipe_for_model,
-    train,
-)
+from rampsearch.recipe import load_recipe, recipe_for_model
+from rampsearch.train import load_weights_file, train
 from rampsearch.train import main as train_main
 
 CLASSES = 3
@@ -122,6 +118,27 @@ def test_trains_checkpoints_and_resumes_on_the_same_schedule(data: Path, config_
     model = iformer.create_model(TINY)
     model.load_state_dict(saved["model"])
     model.load_state_dict(saved["model_ema"])
+
+
+def test_a_nan_validation_loss_ends_the_run_as_diverged(data: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    """Training normalises with batch statistics and evaluation with the running ones, so
+    running variances far below zero leave the training loss finite and the validation
+    loss NaN: the engine ends the run after epoch 1, before its checkpoint."""
+    torch.manual_seed(0)
+    weights = iformer.create_model(TINY).state_dict()
+    for key in weights:
+        if key.endswith("running_var"):
+            weights[key] = torch.full_like(weights[key], -1e6)
+    torch.save(weights, tmp_path / "broken.pth")
+    config = write_recipe(tmp_path / "train.yaml", epochs=2, warmup_epochs=0)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["train", str(config), "--data", str(data), "--output", str(out),
+                                 "--init", str(tmp_path / "broken.pth")], capsys)
+    assert code == 1, err
+    assert "training diverged: validation loss became nan after epoch 1" in err
+    assert "stopped: validation loss became nan" in stdout
+    assert not (out / "last.pth").exists() and not (out / "metrics.csv").exists()
 
 
 @pytest.mark.parametrize("text, words", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..train import add_train_arguments, run_from_args
+from ..recipe import add_train_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,4 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "here; for several GPUs run `torchrun --nproc_per_node N -m "
                     "rampsearch.train CONFIG --data DIR`.")
     add_train_arguments(parser)
-    parser.set_defaults(handler=run_from_args)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # The trainer (DDP, timm's data pipeline) loads only when this command runs.
+    from ..train import run_from_args
+    return run_from_args(args)
