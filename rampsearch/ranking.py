@@ -85,6 +85,8 @@ class RaceResult:
     history: pd.DataFrame    # one row per round and contestant
     objective: Objective
     epochs: int
+    trainings: int = 0        # race runs of these ramps that ended
+    train_s: float = 0.0      # their training wall time, summed
 
 
 def race_result(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epochs: int,
@@ -103,8 +105,12 @@ def race_result(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epo
     table = table.reindex(columns=RACE_COLUMNS + [c for c in table.columns
                                                   if c not in RACE_COLUMNS])
     history = pd.DataFrame(state.history)
+    runs = [t for t in study_lib.ended_trials(study, REEVAL)
+            if t.user_attrs.get(REEVAL_EPOCHS) == epochs
+            and int(t.user_attrs[SOURCE_TRIAL]) in keys and t.user_attrs.get("seed") in rules.seeds]
     return RaceResult(state, table, {"trial": paper, **score_means(scores, paper)}, history,
-                      objective, epochs)
+                      objective, epochs, len(runs),
+                      sum(float(t.user_attrs.get("wall_s") or 0.0) for t in runs))
 
 
 def score_means(scores: Mapping[str, Mapping[int, Mapping[int, float | None]]], key: int
@@ -190,7 +196,8 @@ def verdict_paragraph(result: RaceResult) -> str:
                  " No number of seeds would separate a difference this small.")
     if state.dropped:
         text += f" Dropped as significantly worse than the best: {len(state.dropped)} leader(s)."
-    text += f" The race stopped: {state.reason or 'not finished'}."
+    text += (f" The race stopped: {state.reason or 'not finished'}; it took "
+             f"{result.trainings} trainings, {result.train_s / 60:.1f} training-minutes.")
     return textwrap.fill(text, width=100, subsequent_indent=" " * 11)
 
 
