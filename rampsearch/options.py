@@ -21,7 +21,7 @@ from .errors import UserError
 RAY_DEFAULTS: dict[str, Any] = {"cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
                                 "max_concurrent": None, "ray_address": None}
 # The race `rampsearch run` ends with; `rank` races only when asked (--reeval-top K).
-RACE_DEFAULTS: dict[str, Any] = {"reeval_top": 2, "max_seeds": 5, "max_trainings": None,
+RACE_DEFAULTS: dict[str, Any] = {"reeval_top": 2, "max_seeds": 4, "max_trainings": None,
                                  "race_epochs": None}
 MIN_RACE_SEEDS = 2  # a paired interval needs two seeds
 
