@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import Progress
     from ..search import ray_session, run_search, work_left  # imports Ray
 
-    print_plan(plan, data)
+    print_plan(plan, data, args.reeval_top, args.max_seeds)
     fixed, candidates = work_left(study, plan)
     progress = Progress(total_jobs=len(fixed) + candidates,
                         concurrency=plan.max_concurrent or 1, depths=plan.space.base.depths,
@@ -181,7 +181,7 @@ def race_leaders(args: argparse.Namespace, plan: SearchPlan, study: Any, data: P
     return code
 
 
-def print_plan(plan: SearchPlan, data: ProxyData) -> None:
+def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int) -> None:
     from search_spaces import format_flops
 
     space, proxy, check = plan.space, plan.proxy, plan.check
@@ -200,6 +200,10 @@ def print_plan(plan: SearchPlan, data: ProxyData) -> None:
         f"trials     {plan.trials} candidates + {len(space.baselines())} baselines "
         f"(paper ramp and ablations), sampler {plan.settings.sampler}, scheduler "
         f"{plan.settings.scheduler}",
+        f"objective  {plan.objective.key} ({'higher' if plan.objective.maximize else 'lower'} "
+        f"is better; val loss and top-1 both recorded)",
+        "race       " + (f"then the top {race_top} and the paper's ramp, up to {max_seeds} "
+                         f"fresh paired seeds each" if race_top else "none (--reeval-top 0)"),
         f"workers    {plan.max_concurrent or 'as many as the cluster allows'} in parallel, "
         f"{plan.cpus_per_trial:g} CPU"
         + (f" + {plan.gpus_per_trial:g} GPU" if plan.gpus_per_trial else "") + " per trial, "
