@@ -29,7 +29,7 @@ from ..samplers import SAMPLERS, make_sampler
 # Defaults applied after --config and --resume have filled what the command line left out.
 DEFAULTS: dict[str, Any] = {
     "budget": None, "budget_resolution": (224, 224), "base": None, "space": "monotone",
-    "data": "fashion-mnist", "trials": 10, "sampler": "tpe", "study": None, "storage": None,
+    "data": "fashion-mnist", "trials": 8, "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
     **RAY_DEFAULTS, **RACE_DEFAULTS,
 }
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(monotone)")
     add("--data", help="fashion-mnist, synthetic, or a folder made by `rampsearch data "
                        "prepare` (fashion-mnist)")
-    add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines (10)")
+    add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines (8)")
     add("--objective", choices=tuple(OBJECTIVES),
         help="score the sampler optimises and the leaderboard and race rank by; both are "
              "always recorded (val_loss: the final validation cross-entropy, measured to "
