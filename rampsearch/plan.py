@@ -6,7 +6,9 @@ Everything a user can get wrong is checked here, before Ray starts or anything t
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,7 @@ class SearchPlan:
     gpus_per_trial: float
     max_concurrent: int | None   # None: as many as the Ray cluster's CPUs allow
     ray_address: str | None
+    worker_retries: int = 2      # retries of a job whose Ray worker died, per run
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -57,13 +60,72 @@ def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) ->
                         help="trials at once (default: all that the CPUs allow)")
     parser.add_argument("--ray-address",
                         help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--worker-retries", type=int, default=2 if defaults else None,
+                        help="times a trial whose Ray worker died (preemption, OOM kill, node "
+                             "loss) is trained again in the same run (2)")
+
+
+RAY_OPTIONS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "ray_address",
+               "worker_retries")
+
+
+def ray_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags of :func:`add_ray_arguments`, as options for :func:`build_plan`."""
+    return {key: getattr(args, key) for key in RAY_OPTIONS}
 
 
 def check_resources(options: dict[str, Any]) -> None:
-    if not float(options["cpus_per_trial"]) > 0 or float(options["gpus_per_trial"]) < 0:
-        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
-    if options["max_concurrent"] is not None and int(options["max_concurrent"]) < 1:
-        raise UserError(f"--max-concurrent {options['max_concurrent']}: give at least 1.")
+    """The Ray flags, checked before anything starts (from the command line or a --config
+    file, so of any type). What the cluster has is checked once connected
+    (``search.check_cluster``)."""
+    cpus = _number(options["cpus_per_trial"], "--cpus-per-trial")
+    gpus = _number(options["gpus_per_trial"], "--gpus-per-trial")
+    if not cpus > 0 or not math.isfinite(cpus):
+        raise UserError(f"--cpus-per-trial must be positive, e.g. 1 (got {cpus:g}); Ray "
+                        f"reserves that many CPUs for every trial.")
+    if not gpus >= 0 or not math.isfinite(gpus):
+        raise UserError(f"--gpus-per-trial must be 0 or more, e.g. 1 or 0.5 (got {gpus:g}).")
+    concurrent = options.get("max_concurrent")
+    if concurrent is not None and _integer(concurrent, "--max-concurrent") < 1:
+        raise UserError(f"--max-concurrent {concurrent}: give at least 1.")
+    retries = options.get("worker_retries")
+    if retries is not None and _integer(retries, "--worker-retries") < 0:
+        raise UserError(f"--worker-retries {retries}: give 0 (never retry) or more.")
+
+
+def _number(value: Any, flag: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{flag} must be a number, got {value!r}.")
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"{flag} must be a number, got {value!r}.") from None
+
+
+def _integer(value: Any, flag: str) -> int:
+    number = _number(value, flag)
+    if not number.is_integer():
+        raise UserError(f"{flag} must be a whole number, got {value!r}.")
+    return int(number)
+
+
+def check_results_folder(results: Path) -> None:
+    """Refuse a --results folder that cannot be written, without creating it: a throwaway
+    folder is made and removed in its nearest existing parent."""
+    existing = results
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    else:
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".rampsearch-", dir=existing))
+        except OSError as exc:
+            problem = f"nothing can be created in {existing} ({exc.strerror})"
+    if problem:
+        raise UserError(f"cannot write results to --results {results}: {problem}. Pass "
+                        f"--results DIR inside a folder you can write to.")
 
 
 def resolve_space(options: dict[str, Any]) -> tuple[Budget, SearchSpace, BudgetCheck]:
@@ -85,14 +147,23 @@ def ray_address(options: dict[str, Any]) -> str | None:
     return options.get("ray_address") or os.environ.get("RAY_ADDRESS") or None
 
 
+def check_seed(value: Any) -> None:
+    if _integer(value, "--seed") not in range(2**32):
+        raise UserError(f"--seed {value}: give a whole number from 0 to 2**32 - 1 (numpy's "
+                        f"range), e.g. 0.")
+
+
 def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
     check_resources(options)
+    check_seed(options["seed"])
     budget, space, check = resolve_space(options)
     results = Path(options["results"])
+    check_results_folder(results)
     name = study_lib.check_study_name(options["study"] or default_study_name(space, budget))
     folder = results / name
     location = study_lib.StudyLocation(
         name, options["storage"] or study_lib.default_storage_url(folder), results)
+    study_lib.check_storage_url(location.storage_url)
     base = options["base"] or space.base_name
     settings = study_lib.StudySettings(
         base=str(base), space=str(options["space"]), budget_flops=budget.flops,
@@ -111,7 +182,9 @@ def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
                       check=check, proxy=proxy, trials=int(options["trials"]),
                       cpus_per_trial=cpus_per_trial,
                       gpus_per_trial=float(options["gpus_per_trial"]),
-                      max_concurrent=concurrency, ray_address=address)
+                      max_concurrent=concurrency, ray_address=address,
+                      worker_retries=2 if options.get("worker_retries") is None
+                      else int(options["worker_retries"]))
 
 
 def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:

@@ -245,6 +245,10 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
     paper = completed[completed["role"] == "baseline:paper"]
     lines = [f"{len(frame)} trained ramps ({len(completed)} completed), budget "
              f"{budget_flops / 1e9:.3f} GFLOPs"]
+    from .leaderboard import failure_summary
+
+    if failure_summary(frame):
+        lines.append(failure_summary(frame))
     if len(paper):
         lines.append(f"paper ramp: proxy top-1 {paper['top1'].iloc[0]:.2f}% at "
                      f"{paper['gflops'].iloc[0]:.3f} GFLOPs"

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import study as study_lib
 from ..errors import UserError
-from ..plan import add_ray_arguments
+from ..plan import add_ray_arguments, check_resources, ray_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +54,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: give at least 1 (2 or more to measure seed "
                         f"noise).")
+    if args.samples < 1:
+        raise UserError(f"--samples {args.samples}: give at least 1 ramp to measure.")
+    check_resources(vars(args))
 
 
 def resolve_settings(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -83,9 +86,7 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"budget": budget, "budget_resolution": args.budget_resolution, "base": args.base,
             "space": args.space, "data": args.data, "trials": 0, "sampler": "fixed",
             "study": study, "storage": None, "results": str(args.results),
-            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-            "max_concurrent": args.max_concurrent, "scheduler": "none", "seed": args.seed,
-            "ray_address": args.ray_address}
+            "scheduler": "none", "seed": args.seed, **ray_options(args)}
 
 
 def default_study_name(args: argparse.Namespace) -> str:
@@ -134,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     budget: Budget | None = plan.budget if args.budget is not None else None
     ramps = choose_ramps(plan.space, args.samples, budget, seed=args.seed)
     study = open_study(plan, reference)
+    if args.train:
+        study_lib.lock_study(plan.location)  # a second driver on this study is refused
     print(f"study      {plan.location.name}   ({plan.location.storage_url})")
     print(f"ramps      {len(ramps)} of {plan.space.base_name} ({', '.join(ramps)}), "
           f"{args.seeds} seeds each" + (f", sampled within {budget}" if budget else ""))

@@ -8,7 +8,7 @@ import dataclasses
 from .. import study as study_lib
 from ..errors import UserError
 from ..leaderboard import format_table, leaderboard
-from ..plan import add_ray_arguments, build_plan, stored_options
+from ..plan import add_ray_arguments, build_plan, check_resources, ray_options, stored_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every number and Ray flag, before the study is read or anything is written."""
+    if args.top < 1:
+        raise UserError(f"--top {args.top}: give at least 1 row to print.")
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs {args.epochs}: give at least 1 epoch of re-evaluation.")
+    if args.reeval_top is not None and (args.reeval_top < 1 or args.seeds < 2):
+        raise UserError("--reeval-top needs K >= 1 and --seeds S >= 2 (an interval needs two "
+                        "seeds).")
+    check_resources(vars(args))
+
+
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     location = study_lib.find_study(args.results, args.study)
     study = study_lib.load_study(location)
     options = stored_options(location)
@@ -63,10 +76,9 @@ def reevaluate(args: argparse.Namespace, location: study_lib.StudyLocation, stud
     proxy = ProxySettings.from_dict(options["proxy"])
     epochs = args.epochs or 2 * proxy.epochs
     proxy = dataclasses.replace(proxy, epochs=epochs)
-    options = {**options, "cpus_per_trial": args.cpus_per_trial,
-               "gpus_per_trial": args.gpus_per_trial, "max_concurrent": args.max_concurrent,
-               "ray_address": args.ray_address, "trials": 0}
+    options = {**options, **ray_options(args), "trials": 0}
     plan = build_plan(options, proxy)
+    study_lib.lock_study(location)  # a second driver on this study is refused
     chosen = leaders(frame, args.reeval_top)
     jobs = reeval_jobs(study, chosen, args.seeds, epochs)
     print(f"\nre-evaluating {len(chosen)} ramps x {args.seeds} seeds at {epochs} epochs "

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "budget": None, "budget_resolution": 224, "base": None, "space": "monotone",
     "data": "fashion-mnist", "trials": 16, "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_concurrent": None,
-    "scheduler": "none", "seed": 0, "ray_address": None,
+    "scheduler": "none", "seed": 0, "ray_address": None, "worker_retries": 2,
 }
 PROXY_KEYS = ("width", "resolution", "epochs", "train_samples", "batch_size", "lr")
 
@@ -106,7 +106,7 @@ def apply_defaults(args: argparse.Namespace) -> None:
     if args.budget is None:
         raise UserError("--budget is required, e.g. `rampsearch run --budget 4.8GFLOPs` "
                         "(one multiply-add counts as one FLOP).")
-    if args.trials < 1:
+    if not isinstance(args.trials, int) or args.trials < 1:
         raise UserError(f"--trials {args.trials}: give at least 1 candidate to train.")
 
 
@@ -124,12 +124,15 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
+    from ..search import run_search, start_ray, work_left  # imports Ray
+
+    start_ray(plan)  # the cluster can run a trial: checked before anything is written
     study = study_lib.create_or_check_study(plan.location, plan.settings, sampler,
                                             resume=args.resume)
+    study_lib.lock_study(plan.location)  # a second driver on this study is refused
     study_lib.write_run_file(plan.location, plan.settings, args.trials)
 
     from ..progress import Progress
-    from ..search import run_search, work_left  # imports Ray
 
     print_plan(plan, data)
     fixed, candidates = work_left(study, plan)
@@ -175,7 +178,7 @@ def print_plan(plan: SearchPlan, data: ProxyData) -> None:
 
 
 def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
-    from ..leaderboard import format_table, leaderboard
+    from ..leaderboard import failure_summary, format_table, leaderboard
 
     if outcome.recovered:
         print(f"recovered {len(outcome.recovered)} interrupted trial(s) from the last run: "
@@ -183,6 +186,8 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
     frame = leaderboard(study, plan.space.base.depths)
     print()
     print(format_table(frame, limit=10))
+    if failure_summary(frame):
+        print(failure_summary(frame))
     folder = plan.location.folder
     from .report import write_report
 
@@ -203,4 +208,22 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
               + (f" --results {plan.location.results_dir}"
                  if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
         return 130
-    return 0
+    return lost_work_note(study, plan)
+
+
+def lost_work_note(study: Any, plan: SearchPlan) -> int:
+    """1, with the resume command, when trainings are still missing because their Ray worker
+    died more often than --worker-retries allowed; 0 when the study has everything."""
+    from ..search import work_left
+
+    baselines, candidates = work_left(study, plan)
+    if not baselines and not candidates:
+        return 0
+    missing = [job.label for job in baselines] + ([f"{candidates} candidate(s)"]
+                                                  if candidates else [])
+    print(f"\nnot trained, their Ray worker died more than --worker-retries "
+          f"{plan.worker_retries} times: {', '.join(missing)}; train them with\n  rampsearch "
+          f"run --resume --study {plan.location.name}"
+          + (f" --results {plan.location.results_dir}"
+             if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
+    return 1
