@@ -111,7 +111,7 @@ def failure_summary(frame: pd.DataFrame) -> str:
         return ""
     return (f"failures: {ramp} of the ramps themselves (diverged or raised; final), "
             f"{infrastructure} of the infrastructure (the Ray worker died; trained again, "
-            f"never ranked)")
+            f"listed last)")
 
 
 def format_table(frame: pd.DataFrame, limit: int = 10) -> str:

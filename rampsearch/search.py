@@ -13,6 +13,7 @@ run builds a fresh Tuner over what the study still lacks, so resuming after Ctrl
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import signal
@@ -424,6 +425,7 @@ def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
               fixed_jobs: list[FixedJob], candidates: int,
               on_event: Callable[[str, Job, dict], None]) -> bool:
     """One Tune experiment over the searcher. Returns whether it was interrupted."""
+    quiet_trial_errors()
     concurrency = plan.max_concurrent or cluster_concurrency(plan)
     searcher = RampSearcher(study, plan, fixed_jobs, candidates, on_event)
     trainable = tune.with_parameters(
@@ -455,6 +457,21 @@ def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
         study_lib.mark_interrupted(study, study._storage.get_trial(trial._trial_id))
     searcher.live.clear()
     return interrupted
+
+
+class TrialErrorFilter(logging.Filter):
+    """Drops Tune's traceback of a trial whose worker died: the progress line says so, the
+    study records it, and the trial's error file under ray/ keeps the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Trial task failed", "Trials did not complete"))
+
+
+def quiet_trial_errors() -> None:
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TrialErrorFilter) for f in logger.filters):
+            logger.addFilter(TrialErrorFilter())
 
 
 def make_scheduler(plan: SearchPlan) -> Any:
