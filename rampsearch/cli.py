@@ -13,6 +13,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 import argparse  # noqa: E402
 import importlib
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -51,9 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (what cluster schedulers and `timeout` send) is handled as Ctrl-C is: finished
+    trials kept, running ones marked interrupted, the resume command printed. The SIGINT
+    handler in force when it arrives runs: Ray Tune's (which ends the experiment) during a
+    search, else Python's (KeyboardInterrupt)."""
+    def forward(signum: int, frame: object) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    signal.signal(signal.SIGTERM, forward)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupt_on_sigterm()
     try:
         return int(args.handler(args) or 0)
     except user_error_types() as exc:

@@ -3,8 +3,9 @@
 Ranking rules: trials that completed the full proxy schedule come first, by the study's
 objective (validation loss by default, or top-1; both are always shown);
 trials stopped early by the scheduler follow (their truncated score is never compared with a
-full one); failed trials come last. Rejected proposals (over budget, never trained) are not
-rows at all.
+full one); failed trials come last: the ramp's own failures (diverged, raised: final) before those of
+the infrastructure (its Ray worker died: retried), told apart in the ``failure`` column.
+Rejected proposals (over budget, never trained) are not rows at all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 from . import study as study_lib
 from .objective import Objective
 
-_STATUS_ORDER = {"completed": 0, "stopped": 1, "diverged": 2, "failed": 3}
+_STATUS_ORDER = {"completed": 0, "stopped": 1, "diverged": 2, "failed": 3, "worker_lost": 4}
 
 
 def compact_ramp(ramp: Sequence[int], depths: Sequence[int]) -> str:
@@ -67,6 +68,7 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
             "val_loss": attrs.get("val_loss"),
             "epochs": attrs.get("epochs_reached", 0),
             "status": attrs.get("status", trial.state.name.lower()),
+            "failure": study_lib.failure_kind(attrs.get("status")),
             "within_budget": bool(attrs.get("within_budget", False)),
             "end_reason": attrs.get(study_lib.END_REASON, ""),
             "attention_heads": ",".join(str(a) for a in ramp),
@@ -110,6 +112,19 @@ def leaderboard(study: optuna.Study, depths: Sequence[int], objective: Objective
                               na_position="last").drop(columns="_order")
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame.reset_index(drop=True)
+
+
+def failure_summary(frame: pd.DataFrame) -> str:
+    """Whose failures the study holds, in words ("" when nothing failed)."""
+    if frame.empty or "failure" not in frame:
+        return ""
+    ramp = int((frame["failure"] == "ramp").sum())
+    infrastructure = int((frame["failure"] == "infrastructure").sum())
+    if not ramp and not infrastructure:
+        return ""
+    return (f"failures: {ramp} of the ramps themselves (diverged or raised; final), "
+            f"{infrastructure} of the infrastructure (the Ray worker died; trained again, "
+            f"listed last)")
 
 
 def format_table(frame: pd.DataFrame, limit: int = 10) -> str:

@@ -9,6 +9,7 @@ options from a file or a stored study first (``run``) adds them without defaults
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from . import study as study_lib
 from .errors import UserError
 
 RAY_DEFAULTS: dict[str, Any] = {"cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
-                                "max_concurrent": None, "ray_address": None}
+                                "max_concurrent": None, "ray_address": None,
+                                "worker_retries": 2}
 # The race `rampsearch run` ends with; `rank` races only when asked (--reeval-top K).
 RACE_DEFAULTS: dict[str, Any] = {"reeval_top": 2, "max_seeds": 4, "max_trainings": None,
                                  "race_epochs": None}
@@ -59,8 +61,8 @@ def add_budget_resolution(parser: argparse.ArgumentParser, default: str | None =
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """--cpus-per-trial, --gpus-per-trial, --max-concurrent, --ray-address. Without
-    ``defaults`` they default to None, for commands that fill them from a file first."""
+    """--cpus-per-trial, --gpus-per-trial, --max-concurrent, --ray-address, --worker-retries.
+    Without ``defaults`` they default to None, for commands that fill them from a file first."""
     def default(key: str) -> Any:
         return RAY_DEFAULTS[key] if defaults else None
 
@@ -72,14 +74,50 @@ def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) ->
                         help="trials at once (default: all that the CPUs allow)")
     parser.add_argument("--ray-address",
                         help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--worker-retries", type=int, default=default("worker_retries"),
+                        help="times a trial whose Ray worker died (preemption, OOM kill, node "
+                             "loss) is trained again in the same run (2)")
 
 
-def check_ray_options(options: dict[str, Any]) -> None:
-    """The Ray flags of any command, as the options mapping a plan is built from."""
-    if not float(options["cpus_per_trial"]) > 0 or float(options["gpus_per_trial"]) < 0:
-        raise UserError("--cpus-per-trial must be positive and --gpus-per-trial not negative.")
-    if options["max_concurrent"] is not None and int(options["max_concurrent"]) < 1:
-        raise UserError(f"--max-concurrent {options['max_concurrent']}: give at least 1.")
+def ray_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags of :func:`add_ray_arguments`, as options for ``plan.build_plan``."""
+    return {key: getattr(args, key) for key in RAY_DEFAULTS}
+
+
+def check_resources(options: dict[str, Any]) -> None:
+    """The Ray flags, checked before anything starts (from the command line or a --config
+    file, so of any type). What the cluster has is checked once connected
+    (``search.check_cluster``)."""
+    cpus = number(options["cpus_per_trial"], "--cpus-per-trial")
+    gpus = number(options["gpus_per_trial"], "--gpus-per-trial")
+    if not cpus > 0 or not math.isfinite(cpus):
+        raise UserError(f"--cpus-per-trial must be positive, e.g. 1 (got {cpus:g}); Ray "
+                        f"reserves that many CPUs for every trial.")
+    if not gpus >= 0 or not math.isfinite(gpus):
+        raise UserError(f"--gpus-per-trial must be 0 or more, e.g. 1 or 0.5 (got {gpus:g}).")
+    concurrent = options.get("max_concurrent")
+    if concurrent is not None and whole_number(concurrent, "--max-concurrent") < 1:
+        raise UserError(f"--max-concurrent {concurrent}: give at least 1.")
+    retries = options.get("worker_retries")
+    if retries is not None and whole_number(retries, "--worker-retries") < 0:
+        raise UserError(f"--worker-retries {retries}: give 0 (never retry) or more.")
+
+
+def number(value: Any, flag: str) -> float:
+    """A number from the command line or a --config file, or a UserError naming ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{flag} must be a number, got {value!r}.")
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"{flag} must be a number, got {value!r}.") from None
+
+
+def whole_number(value: Any, flag: str) -> int:
+    result = number(value, flag)
+    if not result.is_integer():
+        raise UserError(f"{flag} must be a whole number, got {value!r}.")
+    return int(result)
 
 
 def add_race_arguments(parser: argparse.ArgumentParser | Any, defaults: bool = True) -> None:

@@ -6,6 +6,7 @@ Everything a user can get wrong is checked here, before Ray starts or anything t
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,9 @@ from search_spaces import (
 )
 
 from . import study as study_lib
+from .errors import UserError
 from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
-from .options import budget_resolution, check_ray_options
+from .options import budget_resolution, check_resources, whole_number
 from .proxy import ProxySettings
 from .samplers import objectives_for
 
@@ -44,11 +46,31 @@ class SearchPlan:
     gpus_per_trial: float
     max_concurrent: int | None   # None: as many as the Ray cluster's CPUs allow
     ray_address: str | None
+    worker_retries: int = 2      # retries of a job whose Ray worker died, per run
 
     @property
     def objective(self) -> Objective:
         """The score the sampler optimises and the leaderboard ranks by."""
         return objective_of(self.settings.objectives)
+
+
+def check_results_folder(results: Path) -> None:
+    """Refuse a --results folder that cannot be written, without creating it: a throwaway
+    folder is made and removed in its nearest existing parent."""
+    existing = results
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    else:
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".rampsearch-", dir=existing))
+        except OSError as exc:
+            problem = f"nothing can be created in {existing} ({exc.strerror})"
+    if problem:
+        raise UserError(f"cannot write results to --results {results}: {problem}. Pass "
+                        f"--results DIR inside a folder you can write to.")
 
 
 def resolve_space(options: dict[str, Any]) -> tuple[Budget, SearchSpace, BudgetCheck]:
@@ -71,14 +93,23 @@ def ray_address(options: dict[str, Any]) -> str | None:
     return options.get("ray_address") or os.environ.get("RAY_ADDRESS") or None
 
 
+def check_seed(value: Any) -> None:
+    if whole_number(value, "--seed") not in range(2**32):
+        raise UserError(f"--seed {value}: give a whole number from 0 to 2**32 - 1 (numpy's "
+                        f"range), e.g. 0.")
+
+
 def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
-    check_ray_options(options)
+    check_resources(options)
+    check_seed(options["seed"])
     budget, space, check = resolve_space(options)
     results = Path(options["results"])
+    check_results_folder(results)
     name = study_lib.check_study_name(options["study"] or default_study_name(space, budget))
     folder = results / name
     location = study_lib.StudyLocation(
         name, options["storage"] or study_lib.default_storage_url(folder), results)
+    study_lib.check_storage_url(location.storage_url)
     base = options["base"] or space.base_name
     settings = study_lib.StudySettings(
         base=str(base), space=str(options["space"]), budget_flops=budget.flops,
@@ -99,7 +130,9 @@ def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
                       check=check, proxy=proxy, trials=int(options["trials"]),
                       cpus_per_trial=cpus_per_trial,
                       gpus_per_trial=float(options["gpus_per_trial"]),
-                      max_concurrent=concurrency, ray_address=address)
+                      max_concurrent=concurrency, ray_address=address,
+                      worker_retries=2 if options.get("worker_retries") is None
+                      else int(options["worker_retries"]))
 
 
 def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     done: int = 0
     failed: int = 0
+    lost: int = 0        # Ray workers that died: not the ramp's failure, retried
     stopped: int = 0
     running: dict[int, float] = field(default_factory=dict)
     trial_seconds: list[float] = field(default_factory=list)
@@ -51,6 +52,9 @@ class Progress:
             status = info.get("status")
             if status == "stopped":
                 self.stopped += 1
+            elif status == "worker_lost":
+                self.lost += 1
+                self.total_jobs += bool(info.get("retrying"))
             elif status != "completed":
                 self.failed += 1
             self._line(job, info)
@@ -77,7 +81,8 @@ class Progress:
         print(f"[{self.done:>3}/{self.total_jobs}] {job.label:<22} {score}  "
               f"{info.get('status', '?'):<9} ep {info.get('epochs_reached', 0):>2}/{self.epochs}  "
               f"{compact_ramp(job.ramp, self.depths)}"
-              + (f"  ({info.get('end_reason')})" if info.get("status") != "completed" else ""),
+              + (f"  ({info.get('end_reason')})" if info.get("status") != "completed" else "")
+              + ("; trained again" if info.get("retrying") else ""),
               file=self.stream, flush=True)
 
     def status_text(self) -> str:
@@ -85,7 +90,8 @@ class Progress:
         best = (f"best {self.objective.format(self.best[0])} {self.objective.key} ({self.best[1]}: "
                 f"{compact_ramp(self.best[2], self.depths)})" if self.best else "best -")
         return (f"done {self.done}/{self.total_jobs}  running {len(self.running)}  "
-                f"failed {self.failed}  stopped {self.stopped}  {best}  elapsed "
+                f"failed {self.failed}  stopped {self.stopped}"
+                + (f"  worker lost {self.lost}" if self.lost else "") + f"  {best}  elapsed "
                 f"{format_duration(time.monotonic() - self.started)}  left "
                 f"{format_duration(left) if left is not None else '?'}")
 

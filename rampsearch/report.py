@@ -284,6 +284,10 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
     lines = [f"{len(frame)} trained ramps ({len(completed)} completed), budget "
              f"{budget_flops / 1e9:.3f} GFLOPs; objective: {objective.key} "
              f"({objective.direction}d); both val loss and top-1 are recorded"]
+    from .leaderboard import failure_summary
+
+    if failure_summary(frame):
+        lines.append(failure_summary(frame))
     if len(paper):
         lines.append(f"paper ramp: proxy val loss {_num(paper['val_loss'].iloc[0], '.4f')}, "
                      f"top-1 {_num(paper['top1'].iloc[0], '.2f')}% at "

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
+import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,10 +37,12 @@ from search_spaces import CONSTRAINT_ATTR, CONSTRAINT_KEY
 from . import study as study_lib
 from .bookkeeping import FixedJob, Job
 from .data import ProxyData
+from .errors import UserError
 from .plan import SearchPlan
 from .proxy import ProxySettings
 
 MAX_REJECTIONS = 2000  # consecutive over-budget proposals before the search gives up
+RAY_CONNECT_TIMEOUT_S = 10.0  # for --ray-address: Ray itself retries an absent head for minutes
 
 
 # --------------------------------------------------------------------------- trial worker
@@ -94,6 +99,8 @@ class RampSearcher(Searcher):
         self.pending = list(fixed_jobs)
         self.candidates_left = candidates_wanted
         self.live: dict[str, tuple[optuna.Trial, Job]] = {}
+        self.fixed: dict[int, FixedJob] = {}      # trial number -> its fixed job, for retries
+        self.lost: dict[tuple, int] = {}          # retry_key -> Ray workers lost in this run
         # Optuna keeps intermediate values for single-objective studies only.
         self.report_curves = len(study.directions) == 1
 
@@ -110,6 +117,7 @@ class RampSearcher(Searcher):
             fixed = self.pending.pop(0)
             trial = new_fixed_trial(self.study, self.plan, fixed)
             job = Job(trial.number, fixed.ramp, fixed.role, fixed.label, fixed.seed)
+            self.fixed[job.number] = fixed
         elif self.candidates_left > 0:
             trial, ramp = ask_feasible(self.study, self.plan)
             self.candidates_left -= 1
@@ -117,6 +125,7 @@ class RampSearcher(Searcher):
         else:
             return Searcher.FINISHED
         trial.set_user_attr("ray_trial_id", trial_id)
+        trial.set_user_attr(study_lib.ATTEMPT, self.lost.get(retry_key(job), 0) + 1)
         self.live[trial_id] = (trial, job)
         self.on_event("start", job, {})
         return {"ramp": job.ramp, "optuna_trial": job.number, "role": job.role,
@@ -140,7 +149,29 @@ class RampSearcher(Searcher):
             return
         trial, job = self.live.pop(trial_id)
         outcome = tell_outcome(self.study, trial, result, error, self.objective.key)
+        if error:
+            outcome = {**outcome, "retrying": self.retry(trial, job)}
         self.on_event("end", job, outcome)
+
+    def retry(self, trial: optuna.Trial, job: Job) -> bool:
+        """Queue a job whose Ray worker died once more, at most ``plan.worker_retries`` times
+        in this run. The ramp did nothing wrong: the same ramp (and seed) is trained again.
+        A later run (--resume, or the same rank/fidelity command) finds it still missing."""
+        key = retry_key(job)
+        self.lost[key] = self.lost.get(key, 0) + 1
+        if self.lost[key] > self.plan.worker_retries:
+            return False
+        if job.role == "candidate":
+            self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+            self.candidates_left += 1
+        else:
+            self.pending.insert(0, self.fixed[job.number])
+        return True
+
+
+def retry_key(job: Job) -> tuple:
+    """What makes two trainings the same job: a candidate's ramp, a fixed job's label."""
+    return (job.role, tuple(job.ramp) if job.role == "candidate" else job.label, job.seed)
 
 
 def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> optuna.Trial:
@@ -209,14 +240,18 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
     result = result or {}
     epochs = int(result.get("epoch", 0) or 0)
     status = result.get("status") if result.get("final") else None
-    if error:
-        status, reason = "failed", "the Ray worker died (see the trial's error file under ray/)"
+    if error:  # not the ramp's failure: retried (RampSearcher.retry), never ranked
+        status, reason = study_lib.WORKER_LOST, ("the Ray worker died (preempted, killed for "
+                                                 "memory or its node lost; see the trial's "
+                                                 "error file under ray/)")
     elif status is None:
         status, reason = "stopped", f"stopped by the scheduler after epoch {epochs}"
     else:
         reason = result.get("reason") or status
     attrs = {"status": status, study_lib.END_REASON: reason, "epochs_reached": epochs,
              "wall_s": round(float(result.get("wall_s", result.get("elapsed_s", 0.0)) or 0.0), 2)}
+    if study_lib.failure_kind(status):
+        attrs[study_lib.FAILURE] = study_lib.failure_kind(status)
     for key in ("top1", "top5", "val_loss"):
         if key in result and result[key] is not None and math.isfinite(float(result[key])):
             attrs[key] = float(result[key])
@@ -253,18 +288,41 @@ def work_left(study: optuna.Study, plan: SearchPlan) -> tuple[list[FixedJob], in
 
 
 def start_ray(plan: SearchPlan) -> bool:
-    """Connect to the cluster at plan.ray_address, or start a local Ray instance. Returns
-    whether this call started it (False: Ray was already up, and its owner shuts it down)."""
+    """Connect to the cluster at plan.ray_address, or start a local Ray instance, and check
+    that a trial's resource request fits a node (Ray would wait forever for one that does
+    not). Raises UserError, with Ray shut down, if not. Returns whether this call started it
+    (False: Ray was already up, and its owner shuts it down)."""
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR",
                                   log_to_driver=False)
-    if plan.ray_address:
-        # Local workers inherit the driver's environment; a cluster's get it this way.
-        env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-        ray.init(address=plan.ray_address, runtime_env={"env_vars": env}, **kwargs)
-    else:
-        ray.init(address="local", **kwargs)
+    # Ray's driver installs its own fatal-signal handler for SIGTERM; the CLI's (handled as
+    # Ctrl-C) is put back after ray.init.
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        if plan.ray_address:
+            check_reachable(plan.ray_address, RAY_CONNECT_TIMEOUT_S)
+            # Local workers inherit the driver's environment; a cluster's get it this way.
+            env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+            ray.init(address=plan.ray_address, runtime_env={"env_vars": env}, **kwargs)
+        else:
+            ray.init(address="local", **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot connect to the Ray cluster at {plan.ray_address or 'local'}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
+                        f"Check the address (HOST:PORT of the head, 6379 by default) and that "
+                        f"`ray start --head` runs there, or drop --ray-address and RAY_ADDRESS "
+                        f"to start a local Ray.") from None
+    finally:
+        if callable(sigterm):
+            signal.signal(signal.SIGTERM, sigterm)
+    try:
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        check_cluster(plan.cpus_per_trial, plan.gpus_per_trial, nodes,
+                      plan.ray_address or "local Ray on this machine")
+    except UserError:
+        ray.shutdown()
+        raise
     return True
 
 
@@ -278,6 +336,49 @@ def ray_session(plan: SearchPlan) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float) -> None:
+    """Fail within ``timeout`` seconds when nothing answers at a HOST:PORT Ray address (Ray
+    itself retries for minutes without a word). ``auto`` is resolved by Ray, quickly."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address}: give HOST:PORT of the Ray head node (e.g. "
+                        f"10.0.0.5:6379), ray://HOST:10001 or auto.")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"nothing answers at --ray-address {address} within {timeout:g} s "
+                        f"({exc.strerror or exc}). Check that `ray start --head` runs on {host}, "
+                        f"that {port} is its port (6379 by default) and open through any "
+                        f"firewall, or drop --ray-address and RAY_ADDRESS to start a local "
+                        f"Ray.") from None
+
+
+def check_cluster(cpus_per_trial: float, gpus_per_trial: float,
+                  nodes: list[dict[str, float]], where: str) -> None:
+    """Refuse a per-trial request that no node of the cluster (``nodes``: the resources of
+    each alive node) can meet, saying what the cluster has and what to pass instead."""
+    if any(n.get("CPU", 0.0) >= cpus_per_trial and n.get("GPU", 0.0) >= gpus_per_trial
+           for n in nodes):
+        return
+    cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    fixes = []
+    if cpus_per_trial > cpus:
+        fixes.append(f"--cpus-per-trial {cpus:g} or less")
+    if gpus_per_trial > gpus:
+        fixes.append("--gpus-per-trial 0 to train on CPUs" if gpus == 0
+                     else f"--gpus-per-trial {gpus:g} or less")
+    if not fixes:  # each fits some node, but no node has both
+        fixes.append("less of one of them")
+    raise UserError(f"no node of the Ray cluster ({where}: {len(nodes)} node(s), the largest "
+                    f"with {cpus:g} CPUs and {gpus:g} GPUs) can run a trial that asks for "
+                    f"{cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs, and Ray would wait "
+                    f"for one forever; pass {' and '.join(fixes)}, or --ray-address of a "
+                    f"cluster that has such a node.")
 
 
 def cluster_concurrency(plan: SearchPlan) -> int:
@@ -321,6 +422,7 @@ def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
               fixed_jobs: list[FixedJob], candidates: int,
               on_event: Callable[[str, Job, dict], None]) -> bool:
     """One Tune experiment over the searcher. Returns whether it was interrupted."""
+    quiet_trial_errors()
     concurrency = plan.max_concurrent or cluster_concurrency(plan)
     searcher = RampSearcher(study, plan, fixed_jobs, candidates, on_event)
     trainable = tune.with_parameters(
@@ -351,6 +453,21 @@ def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
         study_lib.mark_interrupted(study, study._storage.get_trial(trial._trial_id))
     searcher.live.clear()
     return interrupted
+
+
+class TrialErrorFilter(logging.Filter):
+    """Drops Tune's traceback of a trial whose worker died: the progress line says so, the
+    study records it, and the trial's error file under ray/ keeps the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Trial task failed", "Trials did not complete"))
+
+
+def quiet_trial_errors() -> None:
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TrialErrorFilter) for f in logger.filters):
+            logger.addFilter(TrialErrorFilter())
 
 
 def make_scheduler(plan: SearchPlan) -> Any:

@@ -8,8 +8,11 @@ running are marked failed (``end_reason = interrupted``) and their ramps queued 
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +33,12 @@ BASELINE = "baseline"          # name of the baseline ramp, for role == "baselin
 RAMP = "ramp"                  # attention heads per block
 END_REASON = "end_reason"      # why the trial ended, in words
 INTERRUPTED = "interrupted"
+STATUS = "status"              # completed | stopped | diverged | failed | worker_lost
+WORKER_LOST = "worker_lost"    # status of a trial whose Ray worker died: the infrastructure's
+                               # failure, retried, never counted as the ramp's own
+FAILURE = "failure"            # "ramp" or "infrastructure", for trials that did not complete
+ATTEMPT = "attempt"            # 1 for a job's first training in a run, 2 for its first retry
+LOCK_FILE = "driver.lock"      # results/<study>/driver.lock: held by the driver training it
 
 SETTINGS_ATTR = "rampsearch"   # study user attribute holding StudySettings
 RUN_FILE = "run.json"          # results/<study>/run.json: where the study's storage is
@@ -80,12 +89,56 @@ def check_study_name(name: str) -> str:
     return name
 
 
+def check_storage_url(url: str) -> None:
+    """Refuse a --storage that is neither an RDB URL SQLAlchemy can load a driver for nor a
+    journal file path (ending in .log, as in Optuna's examples, or a journal that exists),
+    before anything is created."""
+    if "://" not in url:
+        if not url.endswith(".log") and not Path(url).is_file():
+            raise UserError(f"--storage {url} is neither an Optuna RDB URL (sqlite:///path/"
+                            f"study.db, postgresql://user@host/db) nor a journal file (a path "
+                            f"ending in .log); give one of those, or leave --storage out for "
+                            f"results/<study>/study.db.")
+        return
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url).get_dialect()
+    except Exception as exc:  # ArgumentError, NoSuchModuleError, ImportError of a driver
+        raise UserError(f"cannot open the study storage {url!r}: {exc.__class__.__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}. Give an Optuna RDB "
+                        f"URL such as sqlite:///results/my-study/study.db, or a journal file "
+                        f"path ending in .log.") from None
+
+
+def lock_study(location: StudyLocation) -> None:
+    """Refuse a second driver on this study: hold ``results/<study>/driver.lock`` (fcntl.flock)
+    until this process exits. A second driver would mark the first one's running trials as
+    interrupted and train the same missing ramps twice. The kernel releases the lock when the
+    process ends, however it ends, so a killed driver never leaves a stale lock behind."""
+    location.folder.mkdir(parents=True, exist_ok=True)
+    path = location.folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UserError(f"study {location.name!r} is being trained by another rampsearch "
+                        f"driver ({holder}); wait for it to end, or stop it (Ctrl-C) and run "
+                        f"this command again: two drivers on one study are refused.") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+    # fd is deliberately left open: the lock lasts as long as this process.
+
+
 def default_storage_url(folder: Path) -> str:
     return f"sqlite:///{(folder / 'study.db').resolve()}"
 
 
 def open_storage(url: str) -> BaseStorage:
     """An Optuna RDB storage from a URL, or a journal storage from a file path."""
+    check_storage_url(url)
     if "://" not in url:
         path = Path(url)
         if path.is_dir():
@@ -219,10 +272,19 @@ def mark_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
 
 def ended_trials(study: optuna.Study, role: str) -> list[FrozenTrial]:
     """Trials of a role that ran to an end (completed, stopped early or failed by themselves),
-    i.e. not interrupted and not rejected before training."""
+    i.e. not interrupted, not lost with their Ray worker and not rejected before training."""
     return [t for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get(ROLE) == role and t.state.is_finished()
-            and t.user_attrs.get(END_REASON) != INTERRUPTED]
+            and t.user_attrs.get(END_REASON) != INTERRUPTED
+            and t.user_attrs.get(STATUS) != WORKER_LOST]
+
+
+def failure_kind(status: str | None) -> str:
+    """Whose failure a trial's status is: "infrastructure" (its Ray worker died: retried),
+    "ramp" (it diverged or raised: final), or "" (it did not fail)."""
+    if status == WORKER_LOST:
+        return "infrastructure"
+    return "ramp" if status in ("diverged", "failed") else ""
 
 
 def baselines_done(study: optuna.Study) -> set[str]:

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is not a TCP port; give one from 1 to 65535 "
+                        f"(8080 by default).")
     from optuna_dashboard import run_server
 
     if args.storage:

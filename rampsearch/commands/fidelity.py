@@ -14,6 +14,8 @@ from ..options import (
     add_budget_resolution,
     add_ray_arguments,
     budget_resolution,
+    check_resources,
+    ray_options,
 )
 
 # More data, not only more epochs: small data sets favour convolution's prior, which a longer
@@ -69,6 +71,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: give at least 1 (2 or more to measure seed "
                         f"noise).")
+    if args.samples < 1:
+        raise UserError(f"--samples {args.samples}: give at least 1 ramp to measure.")
+    check_resources(vars(args))
 
 
 def resolve_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
@@ -102,9 +107,8 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"budget": budget, "budget_resolution": args.budget_resolution, "base": args.base,
             "space": args.space, "data": args.data, "trials": 0, "sampler": "fixed",
             "study": study, "storage": None, "results": str(args.results),
-            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-            "max_concurrent": args.max_concurrent, "scheduler": "none", "seed": args.seed,
-            "ray_address": args.ray_address, "objective": args.objective}
+            "scheduler": "none", "seed": args.seed, "objective": args.objective,
+            **ray_options(args)}
 
 
 def default_study_name(args: argparse.Namespace) -> str:
@@ -165,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     budget: Budget | None = plan.budget if args.budget is not None else None
     ramps = choose_ramps(plan.space, args.samples, budget, seed=args.seed)
     study = open_study(plan, reference, proxies)
+    if args.train:
+        study_lib.lock_study(plan.location)  # a second driver on this study is refused
     print(f"study      {plan.location.name}   ({plan.location.storage_url})")
     print(f"ramps      {len(ramps)} of {plan.space.base_name} ({', '.join(ramps)}), "
           f"{args.seeds} seeds each" + (f", sampled within {budget}" if budget else ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from .. import study as study_lib
 from ..errors import UserError
 from ..leaderboard import format_table, leaderboard
 from ..options import (
@@ -12,7 +13,9 @@ from ..options import (
     add_ray_arguments,
     add_study_arguments,
     check_race_arguments,
+    check_resources,
     open_existing_study,
+    ray_options,
 )
 from ..plan import build_plan
 from ..proxy import ProxySettings
@@ -38,8 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every number and Ray flag, before the study is read or anything is written."""
+    if args.top < 1:
+        raise UserError(f"--top {args.top}: give at least 1 row to print.")
     check_race_arguments(args)
+    check_resources(vars(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     opened = open_existing_study(args.results, args.study)
     location, study, options = opened.location, opened.study, opened.options
     frame = leaderboard(study, opened.space.base.depths)
@@ -52,11 +63,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nleaderboard  {location.folder / 'leaderboard.csv'} (.parquet)")
     if not args.reeval_top:
         return 0
-    options = {**options, "cpus_per_trial": args.cpus_per_trial,
-               "gpus_per_trial": args.gpus_per_trial, "max_concurrent": args.max_concurrent,
-               "ray_address": args.ray_address, "trials": 0}
+    options = {**options, **ray_options(args), "trials": 0}
     proxy = ProxySettings.from_dict(options["proxy"])
     plan = build_plan(options, proxy)
+    study_lib.lock_study(location)  # a second driver on this study is refused
     return race(args, plan, study, frame)
 
 

@@ -123,7 +123,7 @@ def apply_defaults(args: argparse.Namespace) -> None:
     if args.budget is None:
         raise UserError("--budget is required, e.g. `rampsearch run --budget 4.8GFLOPs` "
                         "(one multiply-add counts as one FLOP).")
-    if args.trials < 1:
+    if not isinstance(args.trials, int) or args.trials < 1:
         raise UserError(f"--trials {args.trials}: give at least 1 candidate to train.")
     check_race_arguments(args)
 
@@ -142,19 +142,22 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
-    study = study_lib.create_or_check_study(plan.location, plan.settings, sampler,
-                                            resume=args.resume)
-    study_lib.write_run_file(plan.location, plan.settings, args.trials)
-
     from ..progress import Progress
     from ..search import ray_session, run_search, work_left  # imports Ray
 
-    print_plan(plan, data, args.reeval_top, args.max_seeds)
-    fixed, candidates = work_left(study, plan)
-    progress = Progress(total_jobs=len(fixed) + candidates,
-                        concurrency=plan.max_concurrent or 1, depths=plan.space.base.depths,
-                        epochs=proxy.epochs, objective=plan.objective)
-    with ray_session(plan):  # started once for the search and its race
+    # Ray first: the cluster must be able to run a trial before anything is written. It is
+    # kept up for the search and its race.
+    with ray_session(plan):
+        study = study_lib.create_or_check_study(plan.location, plan.settings, sampler,
+                                                resume=args.resume)
+        study_lib.lock_study(plan.location)  # a second driver on this study is refused
+        study_lib.write_run_file(plan.location, plan.settings, args.trials)
+        print_plan(plan, data, args.reeval_top, args.max_seeds)
+        fixed, candidates = work_left(study, plan)
+        progress = Progress(total_jobs=len(fixed) + candidates,
+                            concurrency=plan.max_concurrent or 1,
+                            depths=plan.space.base.depths, epochs=proxy.epochs,
+                            objective=plan.objective)
         outcome = run_search(study, plan, data, progress)
         progress.finish()
         code = print_summary(study, plan, outcome)
@@ -219,7 +222,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int)
 
 
 def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
-    from ..leaderboard import format_table, leaderboard
+    from ..leaderboard import failure_summary, format_table, leaderboard
 
     if outcome.recovered:
         print(f"recovered {len(outcome.recovered)} interrupted trial(s) from the last run: "
@@ -227,6 +230,8 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
     frame = leaderboard(study, plan.space.base.depths)
     print()
     print(format_table(frame, limit=10))
+    if failure_summary(frame):
+        print(failure_summary(frame))
     folder = plan.location.folder
     from .report import write_report
 
@@ -244,7 +249,7 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
     if outcome.interrupted:
         print_resume(plan)
         return 130
-    return 0
+    return lost_work_note(study, plan)
 
 
 def print_resume(plan: SearchPlan) -> None:
@@ -252,3 +257,21 @@ def print_resume(plan: SearchPlan) -> None:
           f"--study {plan.location.name}"
           + (f" --results {plan.location.results_dir}"
              if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
+
+
+def lost_work_note(study: Any, plan: SearchPlan) -> int:
+    """1, with the resume command, when trainings are still missing because their Ray worker
+    died more often than --worker-retries allowed; 0 when the study has everything."""
+    from ..search import work_left
+
+    baselines, candidates = work_left(study, plan)
+    if not baselines and not candidates:
+        return 0
+    missing = [job.label for job in baselines] + ([f"{candidates} candidate(s)"]
+                                                  if candidates else [])
+    print(f"\nnot trained, their Ray worker died more than --worker-retries "
+          f"{plan.worker_retries} times: {', '.join(missing)}; train them with\n  rampsearch "
+          f"run --resume --study {plan.location.name}"
+          + (f" --results {plan.location.results_dir}"
+             if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
+    return 1

@@ -1,0 +1,354 @@
+"""Every fault and bad input ends cleanly, through the CLI: one line and exit 2 for a mistake,
+nothing written before the inputs are valid and the resources exist, a dead Ray worker
+retried apart from the ramp's own failures, SIGTERM handled as Ctrl-C, one driver per study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from rampsearch import study as study_lib
+from rampsearch.cli import main
+from rampsearch.errors import UserError
+from rampsearch.search import check_cluster
+
+BASELINES = {"paper", "equal_split", "reverse_ramp", "all_attention_but_one",
+             "one_attention_head"}
+TINY_PROXY = ["--data", "synthetic", "--epochs", "2", "--train-samples", "128",
+              "--batch-size", "64", "--width", "0.125"]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("rampsearch: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+# ------------------------------------------------------------------- bad input, fast
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--budget", "4.8G", "--storage", "notaurl"], "neither an Optuna RDB URL"),
+    (["run", "--budget", "4.8G", "--seed", "-1"], "--seed -1"),
+    (["run", "--budget", "4.8G", "--gpus-per-trial", "nan"], "--gpus-per-trial must be 0"),
+    (["run", "--budget", "4.8G", "--cpus-per-trial", "inf"], "--cpus-per-trial must be"),
+    (["run", "--budget", "4.8G", "--worker-retries", "-1"], "--worker-retries -1"),
+    (["run", "--budget", "4.8G", "--ray-address", "nonsense"], "give HOST:PORT"),
+    (["run", "--budget", "4.8G", "--ray-address", "127.0.0.1:{port}"], "nothing answers at"),
+    (["dashboard", "--port", "99999"], "--port 99999 is not a TCP port"),
+    (["dashboard", "--port", "0"], "--port 0 is not a TCP port"),
+    (["rank", "--reeval-top", "3", "--cpus-per-trial", "0"], "--cpus-per-trial must be"),
+    (["rank", "--top", "0"], "--top 0"),
+    (["fidelity", "--cpus-per-trial", "0"], "--cpus-per-trial must be"),
+    (["fidelity", "--max-concurrent", "0"], "--max-concurrent 0"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, argv,
+                                                  message):
+    monkeypatch.chdir(tmp_path)  # a journal file would land here
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    results = tmp_path / "results"
+    argv = [a.format(port=closed_port()) for a in argv]
+    extra = ["--data", "synthetic"] if argv[0] == "run" else []
+    code = main([*argv, *extra, "--results", str(results)]
+                if argv[0] != "dashboard" else [*argv, "--results", str(results)])
+    assert code == 2
+    assert message in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no results/, no journal file
+
+
+def test_unwritable_results_folder_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(["run", "--budget", "4.8G", "--data", "synthetic", "--results",
+                 str(blocker / "results")])
+    assert code == 2 and "cannot write results to --results" in one_line_error(capsys)
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_results_under_proc_is_one_line(capsys):
+    code = main(["run", "--budget", "4.8G", "--data", "synthetic", "--results",
+                 "/proc/forbidden"])
+    assert code == 2 and "/proc/forbidden" in one_line_error(capsys)
+
+
+def test_cluster_check_names_what_the_cluster_has_and_what_to_pass():
+    laptop = [{"CPU": 2.0}]
+    with pytest.raises(UserError, match=r"largest with 2 CPUs and 0 GPUs.*--cpus-per-trial 2 "
+                                        r"or less"):
+        check_cluster(64, 0, laptop, "local")
+    with pytest.raises(UserError, match="--gpus-per-trial 0 to train on CPUs"):
+        check_cluster(1, 1, laptop, "local")
+    split = [{"CPU": 32.0}, {"CPU": 4.0, "GPU": 1.0}]  # each fits a node, not both one node
+    with pytest.raises(UserError, match="2 node"):
+        check_cluster(8, 1, split, "head:6379")
+    check_cluster(4, 1, split, "head:6379")  # fits the GPU node
+    check_cluster(0.5, 0, laptop, "local")
+
+
+def test_a_second_driver_is_refused_and_the_lock_ends_with_its_holder(tmp_path):
+    location = study_lib.StudyLocation("s", "sqlite:///x", tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from rampsearch import study as s; "
+         "s.lock_study(s.StudyLocation('s', 'sqlite:///x', Path(sys.argv[1]))); "
+         "print('locked', flush=True); time.sleep(600)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": _pythonpath()})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match=f"another rampsearch driver \\(pid {holder.pid}"):
+            study_lib.lock_study(location)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    probe = subprocess.run(  # the kernel released the killed holder's lock
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from rampsearch import study as s; "
+         "s.lock_study(s.StudyLocation('s', 'sqlite:///x', Path(sys.argv[1])))", str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": _pythonpath()})
+    assert probe.returncode == 0, probe.stderr
+
+
+def _pythonpath() -> str:
+    root = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+
+
+# ------------------------------------------------------------ through Ray, slow
+def rampsearch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rampsearch", *args], capture_output=True,
+                          text=True, timeout=timeout, env=_env())
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    env["PYTHONPATH"] = _pythonpath()
+    return env
+
+
+def load(results: Path, name: str):
+    return study_lib.load_study(study_lib.find_study(results, name))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, message", [
+    (["--cpus-per-trial", str(64 * (os.cpu_count() or 1))], "or less"),
+    (["--gpus-per-trial", "1000"], "--gpus-per-trial"),
+])
+def test_a_request_no_node_can_meet_is_refused_before_anything_is_written(tmp_path, flags,
+                                                                          message):
+    done = rampsearch("run", "--budget", "4.8GFLOPs", "--results", str(tmp_path / "results"),
+                      *flags, *TINY_PROXY, timeout=300)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    err = done.stderr.strip().splitlines()
+    assert err[-1].startswith("rampsearch: error: no node of the Ray cluster"), err
+    assert "the largest with" in err[-1] and message in err[-1]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()  # no study to become "the latest"
+
+
+def running_trials(database: Path) -> list[dict]:
+    """RUNNING trials of a study database with their user attributes (the driver writes
+    them as it goes; read without Optuna so the driver's writes are never blocked long)."""
+    try:
+        with sqlite3.connect(database, timeout=30) as connection:
+            rows = connection.execute(
+                "SELECT t.number, a.key, a.value_json FROM trials t JOIN "
+                "trial_user_attributes a ON a.trial_id = t.trial_id "
+                "WHERE t.state = 'RUNNING'").fetchall()
+    except sqlite3.OperationalError:
+        return []  # not created yet
+    trials: dict[int, dict] = {}
+    for number, key, value in rows:
+        trials.setdefault(number, {"number": number})[key] = json.loads(value)
+    return list(trials.values())
+
+
+def trial_workers(driver: int) -> list[int]:
+    """Pids of the Ray Tune trial actors of the local Ray instance this driver started (its
+    raylet's children), never those of another Ray on the machine."""
+    raylets = [pid for pid in _children(driver) if "raylet" in _cmdline(pid)]
+    return [pid for raylet in raylets for pid in _children(raylet)
+            if "ImplicitFunc" in _cmdline(pid)]
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def kill_worker_of(driver: subprocess.Popen, database: Path, wanted, spared: set[int],
+                   timeout: float = 600) -> dict:
+    """Wait for a RUNNING trial that ``wanted(attrs)`` accepts, then SIGKILL its Ray worker
+    (one trial at a time runs: the only trial actor not killed before). Returns the trial."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, "the search ended before the worker could be killed"
+        trials = [t for t in running_trials(database) if wanted(t)]
+        workers = [pid for pid in trial_workers(driver.pid) if pid not in spared]
+        if trials and workers:
+            os.kill(workers[0], signal.SIGKILL)
+            spared.add(workers[0])
+            return trials[0]
+        time.sleep(0.2)
+    raise AssertionError("no such trial ran in time")
+
+
+@pytest.mark.slow
+def test_killed_workers_are_retried_and_a_killed_baseline_completes_on_resume(tmp_path):
+    results = tmp_path / "results"
+    database = results / "killed" / "study.db"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "1",
+         "--results", str(results), "--study", "killed", "--max-concurrent", "1",
+         "--worker-retries", "1", "--reeval-top", "0", *TINY_PROXY],
+        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=_env())
+    killed: set[int] = set()
+    try:
+        first = kill_worker_of(driver, database, lambda t: t.get("role") == "baseline", killed)
+        baseline = first["baseline"]
+        retry = kill_worker_of(driver, database, lambda t: t.get("baseline") == baseline
+                               and t.get("attempt") == 2, killed)
+        candidate = kill_worker_of(driver, database, lambda t: t.get("role") == "candidate",
+                                   killed)
+        driver.wait(timeout=900)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(timeout=60)
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    # The baseline lost its worker twice (--worker-retries 1): the run says so and fails.
+    assert driver.returncode == 1, out[-2000:] + err[-2000:]
+    assert f"not trained, their Ray worker died more than --worker-retries 1 times: " \
+           f"{baseline}" in err
+    assert f"rampsearch run --resume --study killed --results {results}" in err
+    assert "Traceback" not in out + err
+    study = load(results, "killed")
+    trials = study.get_trials()
+    for number, attempt in ((first["number"], 1), (retry["number"], 2)):
+        attrs = trials[number].user_attrs
+        assert trials[number].state == TrialState.FAIL
+        assert attrs["status"] == "worker_lost" and attrs["failure"] == "infrastructure"
+        assert attrs["baseline"] == baseline and attrs["attempt"] == attempt
+    ended = {t.user_attrs["baseline"] for t in study_lib.ended_trials(study, "baseline")}
+    assert ended == BASELINES - {baseline}  # the lost one is not counted as done
+    # The candidate lost its worker once: the same ramp was trained again and completed.
+    lost = trials[candidate["number"]]
+    assert lost.user_attrs["status"] == "worker_lost"
+    again = [t for t in study_lib.ended_trials(study, "candidate")]
+    assert len(again) == 1 and again[0].state == TrialState.COMPLETE
+    assert again[0].user_attrs["ramp"] == lost.user_attrs["ramp"]
+    assert again[0].user_attrs["requeued_from"] == lost.number
+    assert again[0].user_attrs["attempt"] == 2
+
+    done = rampsearch("run", "--resume", "--study", "killed", "--results", str(results),
+                      "--reeval-top", "0")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    study = load(results, "killed")
+    names = [t.user_attrs["baseline"] for t in study_lib.ended_trials(study, "baseline")]
+    assert sorted(names) == sorted(BASELINES)  # the killed baseline, once, completed
+    rerun = [t for t in study_lib.ended_trials(study, "baseline")
+             if t.user_attrs["baseline"] == baseline][0]
+    assert rerun.state == TrialState.COMPLETE and rerun.user_attrs["status"] == "completed"
+    assert len(study_lib.ended_trials(study, "candidate")) == 1  # nothing else re-run
+    frame = pd.read_csv(results / "killed" / "leaderboard.csv")
+    lost_rows = frame[frame["failure"] == "infrastructure"]
+    assert len(lost_rows) == 3 and set(lost_rows["status"]) == {"worker_lost"}
+    assert frame["rank"].max() == len(frame) and list(frame["status"])[-3:] == ["worker_lost"] * 3
+    assert "3 of the infrastructure" in done.stdout
+    assert "3 of the infrastructure" in (results / "killed" / "report.html").read_text()
+
+    # Ray flags are checked before the finished study is read or anything is rewritten.
+    before = (results / "killed" / "leaderboard.csv").stat().st_mtime_ns
+    bad = rampsearch("rank", "--results", str(results), "--reeval-top", "3",
+                     "--cpus-per-trial", "0")
+    assert bad.returncode == 2 and bad.stderr.startswith("rampsearch: error: --cpus-per-trial")
+    assert "Traceback" not in bad.stderr
+    assert (results / "killed" / "leaderboard.csv").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_sigterm_is_handled_as_ctrl_c_and_a_second_driver_is_refused(tmp_path):
+    results = tmp_path / "results"
+    database = results / "term" / "study.db"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "2",
+         "--results", str(results), "--study", "term", "--max-concurrent", "1", *TINY_PROXY],
+        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=_env())
+    try:
+        _wait_until(lambda: _count(database, "COMPLETE") >= 1 and running_trials(database),
+                    driver)
+        second = rampsearch("run", "--resume", "--study", "term", "--results", str(results),
+                            timeout=300)
+        assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+        assert "being trained by another rampsearch driver" in second.stderr.splitlines()[-1]
+        assert "Traceback" not in second.stderr
+        assert _count(database, "FAIL") == 0  # the first driver's trials left alone
+        _wait_until(lambda: running_trials(database), driver)
+        running = [t["number"] for t in running_trials(database)]
+        driver.send_signal(signal.SIGTERM)
+        driver.wait(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(timeout=60)
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert driver.returncode not in (0, None), out[-2000:] + err[-2000:]
+    assert f"rampsearch run --resume --study term --results {results}" in err
+    assert "Traceback" not in err
+    assert (results / "term" / "leaderboard.csv").is_file()
+    assert (results / "term" / "report.html").is_file()
+    study = load(results, "term")
+    trials = study.get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t for t in trials if t.state == TrialState.COMPLETE]  # finished ones kept
+    for number in running:  # still running when the signal came (or just finished)
+        assert (trials[number].user_attrs.get("end_reason") == "interrupted"
+                or trials[number].state == TrialState.COMPLETE)
+    assert [t for t in trials if t.user_attrs.get("end_reason") == "interrupted"]
+    study_lib.lock_study(study_lib.find_study(results, "term"))  # released by its holder
+
+
+def _count(database: Path, state: str) -> int:
+    try:
+        with sqlite3.connect(database, timeout=30) as connection:
+            (count,) = connection.execute("SELECT COUNT(*) FROM trials WHERE state = ?",
+                                          (state,)).fetchone()
+        return count
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _wait_until(condition, process: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the search ended too early"
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for the search")
