@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .states import Status
+
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets), both on the device
 
 # How often the running training loss is checked for NaN/inf. Checking means waiting for the
@@ -114,7 +116,7 @@ def run_training(plan: TrainingPlan,
     ``on_epoch``. ``history`` holds the epochs of this call only."""
     started = time.perf_counter()
     history: list[EpochMetrics] = []
-    status, reason = "completed", ""
+    status, reason = Status.COMPLETED, ""
     num_updates = plan.start_updates
     for epoch in range(plan.start_epoch, plan.epochs):
         try:
@@ -123,7 +125,7 @@ def run_training(plan: TrainingPlan,
             if not math.isfinite(val_loss):
                 raise Diverged(f"validation loss became {val_loss} after epoch {epoch + 1}")
         except Diverged as exc:
-            status, reason = "diverged", str(exc)
+            status, reason = Status.DIVERGED, str(exc)
             break
         ema_loss = ema_top1 = ema_top5 = None
         if plan.ema_model is not None:
@@ -138,9 +140,9 @@ def run_training(plan: TrainingPlan,
             plan.scheduler.step(epoch + 1)
         if on_epoch is not None and on_epoch(metrics):
             if epoch + 1 < plan.epochs:
-                status, reason = "stopped", f"stopped by the callback after epoch {epoch + 1}"
+                status, reason = Status.STOPPED, f"stopped by the callback after epoch {epoch + 1}"
             break
-    last = history[-1] if history and status != "diverged" else None
+    last = history[-1] if history and status != Status.DIVERGED else None
     return TrainResult(status=status, reason=reason, epochs_run=len(history), history=history,
                        top1=last.top1 if last else 0.0, top5=last.top5 if last else 0.0,
                        val_loss=last.val_loss if last else math.nan,

@@ -26,12 +26,13 @@ from iformer import IFormerConfig
 from . import study as study_lib
 from .errors import UserError
 from .recipe import PAPER_PROCESSES, PAPER_TOTAL_BATCH, TrainRecipe, paper_size, recipe_for_model
+from .states import Role, Status
 
 EXPORT_FOLDER = "export"
 IMAGENET_CLASSES = 1000
 IMAGENET_SIZE = 224
-RANKED_ROLES = ("candidate", "baseline")  # what "best" chooses from
-EXPORTABLE_ROLES = ("candidate", "baseline", "reeval")  # what --trial N may name
+RANKED_ROLES = (Role.CANDIDATE, Role.BASELINE)  # what "best" chooses from
+EXPORTABLE_ROLES = (Role.CANDIDATE, Role.BASELINE, Role.REEVAL)  # what --trial N may name
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def trial_state(trial: FrozenTrial) -> str:
     """Why a trial can or cannot be exported, in words."""
     attrs = trial.user_attrs
     role = attrs.get(study_lib.ROLE)
-    if role == "rejected":
+    if role == Role.REJECTED:
         return f"rejected before training ({attrs.get(study_lib.END_REASON, 'over budget')})"
     if role not in EXPORTABLE_ROLES or study_lib.RAMP not in attrs:
         return "not a trained ramp"
@@ -62,18 +63,18 @@ def trial_state(trial: FrozenTrial) -> str:
     if attrs.get(study_lib.END_REASON) == study_lib.INTERRUPTED:
         return "interrupted (the search was stopped while it trained)"
     status = attrs.get("status")
-    if status == "stopped":
+    if status == Status.STOPPED:
         return (f"stopped early after epoch {attrs.get('epochs_reached', '?')} of "
                 f"{attrs.get('proxy', {}).get('epochs', '?')}")
-    if status in ("failed", "diverged"):
+    if status in (Status.FAILED, Status.DIVERGED):
         return f"{status} ({attrs.get(study_lib.END_REASON, status)})"
-    if status == "completed" and trial.state == TrialState.COMPLETE:
-        return "completed"
+    if status == Status.COMPLETED and trial.state == TrialState.COMPLETE:
+        return Status.COMPLETED
     return f"not completed (state {trial.state.name.lower()}, status {status})"
 
 
 def is_exportable(trial: FrozenTrial) -> bool:
-    return trial_state(trial) == "completed"
+    return trial_state(trial) == Status.COMPLETED
 
 
 def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
@@ -108,7 +109,7 @@ def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
         raise UserError(f"study {study.study_name!r} has no trial {number} (it has "
                         f"{len(trials)} trials, numbered from 0); exportable: {listing}.")
     state = trial_state(chosen)
-    if state != "completed":
+    if state != Status.COMPLETED:
         raise UserError(f"trial {number} cannot be exported: it is {state}, so its proxy score "
                         f"is not a full measurement. Exportable trials: {listing}.")
     return chosen
@@ -181,7 +182,7 @@ def readme(config: IFormerConfig, recipe: TrainRecipe, trial: FrozenTrial, study
     top1 = attrs.get("top1")
     proxy = attrs.get("proxy") or {}
     role = attrs.get(study_lib.ROLE)
-    label = role if role != "baseline" else f"baseline ({attrs.get(study_lib.BASELINE)})"
+    label = role if role != Role.BASELINE else f"baseline ({attrs.get(study_lib.BASELINE)})"
     return f"""# iFormer ramp exported from study `{study_name}`, trial {trial.number}
 
 | | |

@@ -43,9 +43,9 @@ from .leaderboard import compact_ramp
 from .objective import OBJECTIVES
 from .paired import seed_blocked
 from .proxy import ProxySettings
+from .states import Role, Status
 from .zero_cost import ZERO_COST_SCORES
 
-ROLE = "fidelity"
 SETTING = "fidelity_setting"    # trial attribute: which setting trained it
 RAMP_LABEL = "ramp_label"       # trial attribute: baseline name or sampled_<i>
 CPUS = "cpus"                   # trial attribute: CPUs the trial ran on (for CPU-minutes)
@@ -155,7 +155,7 @@ def choose_ramps(space: SearchSpace, samples: int, budget: Budget | None = None,
 def measured(study: optuna.Study) -> set[tuple[tuple[int, ...], str, int]]:
     """(ramp, setting, seed) of every fidelity run that ended by itself."""
     return {(tuple(t.user_attrs[study_lib.RAMP]), t.user_attrs.get(SETTING),
-             t.user_attrs.get("seed")) for t in study_lib.ended_trials(study, ROLE)}
+             t.user_attrs.get("seed")) for t in study_lib.ended_trials(study, Role.FIDELITY)}
 
 
 def fidelity_jobs(study: optuna.Study, ramps: Mapping[str, Sequence[int]], setting: str,
@@ -165,7 +165,7 @@ def fidelity_jobs(study: optuna.Study, ramps: Mapping[str, Sequence[int]], setti
     The seeds of a setting start at its SEED_OFFSET."""
     done = measured(study)
     first = SEED_OFFSET.get(setting, 0)
-    return [FixedJob(ROLE, f"{label} {setting} s{seed}", list(ramp), seed=seed,
+    return [FixedJob(Role.FIDELITY, f"{label} {setting} s{seed}", list(ramp), seed=seed,
                      attrs={SETTING: setting, RAMP_LABEL: label, CPUS: cpus})
             for seed in range(first, first + seeds) for label, ramp in ramps.items()
             if (tuple(ramp), setting, seed) not in done]
@@ -175,10 +175,10 @@ def fidelity_runs(study: optuna.Study) -> pd.DataFrame:
     """One row per fidelity run that ended by itself: label, ramp, setting, seed, status,
     top1, wall_s, cpus, flops and the per-epoch top-1 curve."""
     rows = []
-    for trial in study_lib.ended_trials(study, ROLE):
+    for trial in study_lib.ended_trials(study, Role.FIDELITY):
         attrs = trial.user_attrs
         rows.append({
-            "trial": trial.number, "label": attrs.get(RAMP_LABEL), "ramp": attrs["ramp"],
+            "trial": trial.number, "label": attrs.get(RAMP_LABEL), "ramp": attrs[study_lib.RAMP],
             "setting": attrs.get(SETTING), "seed": attrs.get("seed"),
             "status": attrs.get("status"), "top1": attrs.get("top1"),
             "val_loss": attrs.get("val_loss"),
@@ -197,7 +197,7 @@ def setting_names(runs: pd.DataFrame) -> list[str]:
 def seed_runs(runs: pd.DataFrame, setting: str, score: str = "top1"
               ) -> dict[str, dict[int, float]]:
     """Completed ``score`` of each ramp label under ``setting``, keyed by seed."""
-    done = runs[(runs["setting"] == setting) & (runs["status"] == "completed")
+    done = runs[(runs["setting"] == setting) & (runs["status"] == Status.COMPLETED)
                 & runs[score].notna()]
     scores: dict[str, dict[int, float]] = {}
     for _, row in done.sort_values("seed").iterrows():
@@ -348,7 +348,7 @@ def seed_agreement(scores: Mapping[str, Sequence[float]]) -> float:
 
 def cpu_minutes_per_trial(runs: pd.DataFrame, setting: str) -> float:
     """Mean training CPU time of one completed trial of ``setting`` (wall time x CPUs)."""
-    done = runs[(runs["setting"] == setting) & (runs["status"] == "completed")]
+    done = runs[(runs["setting"] == setting) & (runs["status"] == Status.COMPLETED)]
     if done.empty:
         return math.nan
     return float((done["wall_s"].astype(float) * done["cpus"].astype(float)).mean() / 60)
@@ -462,7 +462,7 @@ def epoch_agreement(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     is not an e-epoch proxy, whose learning rate decays sooner.)"""
     reference = dict(zip(table["label"], table["reference_mean"]))
     rows = []
-    done = runs[(runs["status"] == "completed") & runs["label"].isin(reference)]
+    done = runs[(runs["status"] == Status.COMPLETED) & runs["label"].isin(reference)]
     for setting, group in done.groupby("setting", sort=False):
         epochs = sorted({e for curve in group["curve"] for e in curve})
         for epoch in epochs:

@@ -17,8 +17,10 @@ import pandas as pd
 
 from . import study as study_lib
 from .objective import Objective
+from .states import PAPER, Role, Status
 
-_STATUS_ORDER = {"completed": 0, "stopped": 1, "diverged": 2, "failed": 3, "worker_lost": 4}
+_STATUS_ORDER = {Status.COMPLETED: 0, Status.STOPPED: 1, Status.DIVERGED: 2,
+                 Status.FAILED: 3, Status.WORKER_LOST: 4}
 
 
 def compact_ramp(ramp: Sequence[int], depths: Sequence[int]) -> str:
@@ -51,14 +53,14 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         role = attrs.get(study_lib.ROLE)
-        if role not in ("candidate", "baseline") or not trial.state.is_finished():
+        if role not in (Role.CANDIDATE, Role.BASELINE) or not trial.state.is_finished():
             continue
         if attrs.get(study_lib.END_REASON) == study_lib.INTERRUPTED:
             continue
         ramp = attrs[study_lib.RAMP]
         rows.append({
             "trial": trial.number,
-            "role": role if role == "candidate" else f"baseline:{attrs.get(study_lib.BASELINE)}",
+            "role": role if role == Role.CANDIDATE else f"baseline:{attrs.get(study_lib.BASELINE)}",
             "ramp": compact_ramp(ramp, depths),
             "ch_c_per_stage": stage_ratios(attrs.get("high_ratios", []), depths),
             "gflops": attrs["flops"] / 1e9,
@@ -79,7 +81,7 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
 
 def pareto_mask(frame: pd.DataFrame, objective: Objective) -> pd.Series:
     """Completed rows not beaten by another completed row on both the objective and FLOPs."""
-    done = frame[frame["status"] == "completed"]
+    done = frame[frame["status"] == Status.COMPLETED]
     score = done[objective.key].astype(float) * objective.sign()  # higher is better
     mask = pd.Series(False, index=frame.index)
     for index, row in done.iterrows():
@@ -101,11 +103,11 @@ def leaderboard(study: optuna.Study, depths: Sequence[int], objective: Objective
         return frame
     frame["objective"] = objective.key
     frame["pareto"] = pareto_mask(frame, objective)
-    paper = frame[(frame["role"] == "baseline:paper") & (frame["status"] == "completed")]
+    paper = frame[(frame["role"] == PAPER) & (frame["status"] == Status.COMPLETED)]
     paper_score = paper[objective.key].iloc[0] if len(paper) else float("nan")
     # Only full-length scores are compared with the paper's (a truncated score is not).
     frame["vs_paper"] = (frame[objective.key] - paper_score).where(
-        frame["status"] == "completed")
+        frame["status"] == Status.COMPLETED)
     frame["_order"] = frame["status"].map(_STATUS_ORDER).fillna(9)
     frame = frame.sort_values(["_order", objective.key, "gflops"],
                               ascending=[True, not objective.maximize, True],

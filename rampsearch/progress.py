@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from .leaderboard import compact_ramp
 from .objective import OBJECTIVES, Objective
+from .states import Role, Status
 
 
 def format_duration(seconds: float) -> str:
@@ -50,12 +51,12 @@ class Progress:
             self.trial_seconds.append(time.monotonic() - began)
             self.done += 1
             status = info.get("status")
-            if status == "stopped":
+            if status == Status.STOPPED:
                 self.stopped += 1
-            elif status == "worker_lost":
+            elif status == Status.WORKER_LOST:
                 self.lost += 1
                 self.total_jobs += bool(info.get("retrying"))
-            elif status != "completed":
+            elif status != Status.COMPLETED:
                 self.failed += 1
             self._line(job, info)
             if not self.stream.isatty():  # logs get the summary after every trial
@@ -74,14 +75,14 @@ class Progress:
         score = (f"loss {loss:6.4f}" if loss is not None else "loss    -  ") + "  " + (
             f"top-1 {top1:6.2f}%" if top1 is not None else "top-1    -  ")
         value = info.get(self.objective.key)
-        if info.get("status") == "completed" and value is not None and job.role == "candidate":
+        if info.get("status") == Status.COMPLETED and value is not None and job.role == Role.CANDIDATE:
             if self.best is None or self.objective.better(value, self.best[0]):
                 self.best = (value, job.label, list(job.ramp))
         self._clear()
         print(f"[{self.done:>3}/{self.total_jobs}] {job.label:<22} {score}  "
               f"{info.get('status', '?'):<9} ep {info.get('epochs_reached', 0):>2}/{self.epochs}  "
               f"{compact_ramp(job.ramp, self.depths)}"
-              + (f"  ({info.get('end_reason')})" if info.get("status") != "completed" else "")
+              + (f"  ({info.get('end_reason')})" if info.get("status") != Status.COMPLETED else "")
               + ("; trained again" if info.get("retrying") else ""),
               file=self.stream, flush=True)
 

@@ -24,8 +24,8 @@ from .bookkeeping import FixedJob
 from .objective import OBJECTIVES, Objective
 from .paired import PairedDifference
 from .race import RaceRules, RaceState, next_jobs, replay, verdicts
+from .states import PAPER, Role, Status
 
-REEVAL = "reeval"
 REEVAL_EPOCHS = "reeval_epochs"    # trial attribute: the race's fidelity
 SOURCE_TRIAL = "source_trial"      # trial attribute: the search trial whose ramp it re-trains
 RACE_COLUMNS = ["trial", "ramp", "seeds", "mean", "diff_vs_paper", "diff_low", "diff_high",
@@ -35,9 +35,9 @@ RACE_COLUMNS = ["trial", "ramp", "seeds", "mean", "diff_vs_paper", "diff_low", "
 def leaders(frame: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """The top K completed, within-budget candidates (the leaderboard's order: by the
     objective), then the paper's ramp."""
-    done = frame[frame["status"] == "completed"]
-    top = done[(done["role"] == "candidate") & done["within_budget"]].head(top_k)
-    paper = done[done["role"] == "baseline:paper"].head(1)
+    done = frame[frame["status"] == Status.COMPLETED]
+    top = done[(done["role"] == Role.CANDIDATE) & done["within_budget"]].head(top_k)
+    paper = done[done["role"] == PAPER].head(1)
     return pd.concat([top, paper])
 
 
@@ -46,11 +46,11 @@ def race_runs(study: optuna.Study, epochs: int, key: str
     """Score ``key`` of every race run at ``epochs``, by source trial and seed; None for a
     run that ended without a score (the ramp diverged or failed by itself)."""
     runs: dict[int, dict[int, float | None]] = {}
-    for trial in study_lib.ended_trials(study, REEVAL):
+    for trial in study_lib.ended_trials(study, Role.REEVAL):
         attrs = trial.user_attrs
         if attrs.get(REEVAL_EPOCHS) != epochs:
             continue
-        value = attrs.get(key) if attrs.get("status") == "completed" else None
+        value = attrs.get(key) if attrs.get("status") == Status.COMPLETED else None
         runs.setdefault(int(attrs[SOURCE_TRIAL]), {})[int(attrs["seed"])] = (
             float(value) if value is not None and math.isfinite(float(value)) else None)
     return runs
@@ -69,7 +69,7 @@ def race_jobs(pairs: list[tuple[Hashable, int]], chosen: pd.DataFrame, epochs: i
     for source, seed in pairs:
         row = rows[int(source)]
         ramp = [int(a) for a in row["attention_heads"].split(",")]
-        jobs.append(FixedJob(REEVAL, f"#{source} seed {seed}", ramp, seed=seed,
+        jobs.append(FixedJob(Role.REEVAL, f"#{source} seed {seed}", ramp, seed=seed,
                              attrs={SOURCE_TRIAL: int(source), "source_role": row["role"],
                                     REEVAL_EPOCHS: epochs}))
     return jobs
@@ -93,7 +93,7 @@ def race_result(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epo
                 objective: Objective) -> RaceResult:
     """Replay the race of ``chosen`` (leaders, then the paper's ramp) from the study."""
     keys = [int(t) for t in chosen["trial"]]
-    paper = int(chosen[chosen["role"] == "baseline:paper"]["trial"].iloc[0])
+    paper = int(chosen[chosen["role"] == PAPER]["trial"].iloc[0])
     scores = {name: restricted(race_runs(study, epochs, name), rules.seeds)
               for name in OBJECTIVES}
     main = scores[objective.key]
@@ -105,7 +105,7 @@ def race_result(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epo
     table = table.reindex(columns=RACE_COLUMNS + [c for c in table.columns
                                                   if c not in RACE_COLUMNS])
     history = pd.DataFrame(state.history)
-    runs = [t for t in study_lib.ended_trials(study, REEVAL)
+    runs = [t for t in study_lib.ended_trials(study, Role.REEVAL)
             if t.user_attrs.get(REEVAL_EPOCHS) == epochs
             and int(t.user_attrs[SOURCE_TRIAL]) in keys and t.user_attrs.get("seed") in rules.seeds]
     return RaceResult(state, table, {"trial": paper, **score_means(scores, paper)}, history,
@@ -218,7 +218,7 @@ def stored_race(study: optuna.Study, frame: pd.DataFrame) -> RaceResult | None:
     if not race or frame.empty:
         return None
     chosen = frame[frame["trial"].isin(race["trials"])]
-    if (chosen["role"] == "baseline:paper").sum() == 0 or len(chosen) < 2:
+    if (chosen["role"] == PAPER).sum() == 0 or len(chosen) < 2:
         return None
     return race_result(study, chosen, RaceRules(tuple(race["seeds"]), race["max_trainings"]),
                        race["epochs"], study_lib.study_objective(study))

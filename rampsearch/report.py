@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from . import study as study_lib
 from .objective import OBJECTIVES, Objective
 from .ranking import RaceResult, format_race, verdict_paragraph
+from .states import PAPER, Role, Status
 
 _PAPER_COLOR = "#d62728"
 _CANDIDATE_COLOR = "#1f77b4"
@@ -25,16 +26,16 @@ def score_vs_flops(frame: pd.DataFrame, budget_gflops: float, objective: Objecti
                    ) -> go.Figure:
     """The objective of every completed ramp against its FLOPs, the budget and the front."""
     key, title = objective.key, f"proxy {objective.title}"
-    done = frame[frame["status"] == "completed"]
+    done = frame[frame["status"] == Status.COMPLETED]
     fig = go.Figure()
-    candidates = done[done["role"] == "candidate"]
+    candidates = done[done["role"] == Role.CANDIDATE]
     fig.add_trace(go.Scatter(
         x=candidates["gflops"], y=candidates[key], mode="markers", name="searched ramps",
         marker=dict(size=9, color=[_CANDIDATE_COLOR if b else _OVER_COLOR
                                    for b in candidates["within_budget"]]),
         text=[f"trial {t}<br>{r}" for t, r in zip(candidates["trial"], candidates["ramp"])],
         hovertemplate=f"%{{text}}<br>%{{x:.3f}} GFLOPs, {title} %{{y:.4g}}<extra></extra>"))
-    baselines = done[done["role"] != "candidate"]
+    baselines = done[done["role"] != Role.CANDIDATE]
     fig.add_trace(go.Scatter(
         x=baselines["gflops"], y=baselines[key], mode="markers+text", name="baselines",
         marker=dict(size=12, symbol="diamond", color=_PAPER_COLOR),
@@ -53,12 +54,12 @@ def score_vs_flops(frame: pd.DataFrame, budget_gflops: float, objective: Objecti
 def ramp_curves(frame: pd.DataFrame, depths: Sequence[int], objective: Objective,
                 top: int = 5) -> go.Figure:
     fig = go.Figure()
-    done = frame[frame["status"] == "completed"]
-    leaders = done[done["role"] == "candidate"].head(top)
-    paper = done[done["role"] == "baseline:paper"]
+    done = frame[frame["status"] == Status.COMPLETED]
+    leaders = done[done["role"] == Role.CANDIDATE].head(top)
+    paper = done[done["role"] == PAPER]
     for _, row in pd.concat([leaders, paper]).iterrows():
         ratios = [float(r) for r in row["ch_c_per_block"].split(",")]
-        is_paper = row["role"] == "baseline:paper"
+        is_paper = row["role"] == PAPER
         fig.add_trace(go.Scatter(
             x=list(range(len(ratios))), y=ratios, mode="lines+markers",
             name="paper ramp" if is_paper else f"#{row['rank']} trial {row['trial']} "
@@ -78,7 +79,7 @@ def ramp_curves(frame: pd.DataFrame, depths: Sequence[int], objective: Objective
 def history(study: optuna.Study, objective: Objective) -> go.Figure:
     numbers, scores, best, best_so_far = [], [], [], math.nan
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get(study_lib.ROLE) != "candidate":
+        if trial.user_attrs.get(study_lib.ROLE) != Role.CANDIDATE:
             continue
         numbers.append(trial.number)
         scores.append(trial.values[0])
@@ -99,7 +100,7 @@ def history(study: optuna.Study, objective: Objective) -> go.Figure:
 
 def importances(study: optuna.Study, objective: Objective) -> go.Figure | None:
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.params and t.user_attrs.get(study_lib.ROLE) == "candidate"]
+              if t.params and t.user_attrs.get(study_lib.ROLE) == Role.CANDIDATE]
     if len(trials) < 3:
         return None
     # PED-ANOVA ranks parameters by how much they matter for a *low* target.
@@ -150,7 +151,7 @@ def learning_curves(study: optuna.Study, objective: Objective, limit: int = 30
                     ) -> go.Figure | None:
     fig = go.Figure()
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values
-              and t.user_attrs.get(study_lib.ROLE) in ("candidate", "baseline")]
+              and t.user_attrs.get(study_lib.ROLE) in (Role.CANDIDATE, Role.BASELINE)]
     for trial in trials[:limit]:
         steps = sorted(trial.intermediate_values)
         name = trial.user_attrs.get(study_lib.BASELINE) or f"trial {trial.number}"
@@ -279,8 +280,8 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
                ramp_curves(frame, depths, objective), history(study, objective)]
     figures += [f for f in (learning_curves(study, objective), importances(study, objective),
                             race_intervals(race)) if f is not None]
-    completed = frame[frame["status"] == "completed"]
-    paper = completed[completed["role"] == "baseline:paper"]
+    completed = frame[frame["status"] == Status.COMPLETED]
+    paper = completed[completed["role"] == PAPER]
     lines = [f"{len(frame)} trained ramps ({len(completed)} completed), budget "
              f"{budget_flops / 1e9:.3f} GFLOPs; objective: {objective.key} "
              f"({objective.direction}d); both val loss and top-1 are recorded"]
@@ -293,7 +294,7 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
                      f"top-1 {_num(paper['top1'].iloc[0], '.2f')}% at "
                      f"{paper['gflops'].iloc[0]:.3f} GFLOPs"
                      + ("" if paper["within_budget"].iloc[0] else " (over budget)"))
-    best = completed[(completed["role"] == "candidate") & completed["within_budget"]]
+    best = completed[(completed["role"] == Role.CANDIDATE) & completed["within_budget"]]
     if len(best):
         row = best.iloc[0]
         lines.append(f"best searched ramp by the objective (one seed): trial {row['trial']}, "

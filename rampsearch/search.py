@@ -40,6 +40,7 @@ from .data import ProxyData
 from .errors import UserError
 from .plan import SearchPlan
 from .proxy import ProxySettings
+from .states import Role, Status
 
 MAX_REJECTIONS = 2000  # consecutive over-budget proposals before the search gives up
 RAY_CONNECT_TIMEOUT_S = 10.0  # for --ray-address: Ray itself retries an absent head for minutes
@@ -64,7 +65,7 @@ def train_trial(config: dict[str, Any], data: ProxyData, base: dict[str, Any],
         # The last epoch's report is the final one: a scheduler that stops trials at max_t
         # (ASHA) would otherwise end a full-length trial before its outcome is reported.
         last = metrics.epoch >= settings.epochs
-        outcome = {"status": "completed", "reason": "completed"} if last else {}
+        outcome = {"status": Status.COMPLETED, "reason": "completed"} if last else {}
         tune.report({**_metrics_dict(metrics), "final": last, **outcome})
         return False
 
@@ -72,10 +73,10 @@ def train_trial(config: dict[str, Any], data: ProxyData, base: dict[str, Any],
         result = train_proxy(model_config, data, settings, on_epoch=report_epoch,
                              num_threads=threads)
     except Exception as exc:  # recorded on the trial, the search goes on
-        tune.report({"final": True, "status": "failed",
+        tune.report({"final": True, "status": Status.FAILED,
                      "reason": f"{type(exc).__name__}: {exc}"[:500], "epoch": 0})
         return
-    if result.status == "completed" and result.epochs_run >= settings.epochs:
+    if result.status == Status.COMPLETED and result.epochs_run >= settings.epochs:
         return  # reported with the last epoch
     tune.report({"final": True, "status": result.status, "reason": result.reason,
                  "epoch": result.epochs_run, "top1": result.top1, "top5": result.top5,
@@ -121,7 +122,7 @@ class RampSearcher(Searcher):
         elif self.candidates_left > 0:
             trial, ramp = ask_feasible(self.study, self.plan)
             self.candidates_left -= 1
-            job = Job(trial.number, ramp, "candidate", f"#{trial.number}")
+            job = Job(trial.number, ramp, Role.CANDIDATE, f"#{trial.number}")
         else:
             return Searcher.FINISHED
         trial.set_user_attr("ray_trial_id", trial_id)
@@ -161,7 +162,7 @@ class RampSearcher(Searcher):
         self.lost[key] = self.lost.get(key, 0) + 1
         if self.lost[key] > self.plan.worker_retries:
             return False
-        if job.role == "candidate":
+        if job.role == Role.CANDIDATE:
             self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
             self.candidates_left += 1
         else:
@@ -171,7 +172,7 @@ class RampSearcher(Searcher):
 
 def retry_key(job: Job) -> tuple:
     """What makes two trainings the same job: a candidate's ramp, a fixed job's label."""
-    return (job.role, tuple(job.ramp) if job.role == "candidate" else job.label, job.seed)
+    return (job.role, tuple(job.ramp) if job.role == Role.CANDIDATE else job.label, job.seed)
 
 
 def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> optuna.Trial:
@@ -179,7 +180,7 @@ def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> opt
     parameters when the space can express it (so the sampler learns from it); a
     re-evaluation, measured at another fidelity, carries only user attributes."""
     ramp = job.ramp
-    params = plan.space.encode(ramp) if job.role == "baseline" else None
+    params = plan.space.encode(ramp) if job.role == Role.BASELINE else None
     if params is not None:
         study.enqueue_trial(params, skip_if_exists=False)
     trial = study.ask()
@@ -188,7 +189,7 @@ def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> opt
         if list(sampled) != list(ramp):  # the space's encoder and decoder disagree
             raise RuntimeError(f"space {plan.space.name} encodes {ramp} but decodes {sampled}")
     record_ramp(trial, plan, ramp, role=job.role)
-    if job.role == "baseline":
+    if job.role == Role.BASELINE:
         trial.set_user_attr(study_lib.BASELINE, job.label)
     if job.seed is not None:
         trial.set_user_attr("seed", job.seed)
@@ -205,11 +206,11 @@ def ask_feasible(study: optuna.Study, plan: SearchPlan) -> tuple[optuna.Trial, l
         trial = study.ask()
         proposal = plan.space.propose(trial, plan.budget)
         if proposal.feasible:
-            record_ramp(trial, plan, proposal.ramp, role="candidate")
+            record_ramp(trial, plan, proposal.ramp, role=Role.CANDIDATE)
             if proposal.repaired:
                 trial.set_user_attr("repaired", True)
             return trial, list(proposal.ramp)
-        trial.set_user_attr(study_lib.ROLE, "rejected")
+        trial.set_user_attr(study_lib.ROLE, Role.REJECTED)
         trial.set_user_attr(study_lib.END_REASON,
                             f"over budget: {proposal.flops:,} > {plan.budget.flops:,} FLOPs")
         study.tell(trial, state=TrialState.PRUNED)
@@ -227,7 +228,7 @@ def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: st
     trial.set_user_attr("params", iformer.count_params(config))
     trial.set_user_attr("within_budget", flops <= plan.budget.flops)
     trial.set_user_attr("proxy", plan.proxy.to_dict())
-    if role != "candidate":  # proposals carry their constraint from SearchSpace.propose
+    if role != Role.CANDIDATE:  # proposals carry their constraint from SearchSpace.propose
         excess = float(flops - plan.budget.flops)
         trial.set_user_attr(CONSTRAINT_ATTR, [excess])
         trial.set_constraint(CONSTRAINT_KEY, excess)
@@ -241,11 +242,11 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
     epochs = int(result.get("epoch", 0) or 0)
     status = result.get("status") if result.get("final") else None
     if error:  # not the ramp's failure: retried (RampSearcher.retry), never ranked
-        status, reason = study_lib.WORKER_LOST, ("the Ray worker died (preempted, killed for "
+        status, reason = Status.WORKER_LOST, ("the Ray worker died (preempted, killed for "
                                                  "memory or its node lost; see the trial's "
                                                  "error file under ray/)")
     elif status is None:
-        status, reason = "stopped", f"stopped by the scheduler after epoch {epochs}"
+        status, reason = Status.STOPPED, f"stopped by the scheduler after epoch {epochs}"
     else:
         reason = result.get("reason") or status
     attrs = {"status": status, study_lib.END_REASON: reason, "epochs_reached": epochs,
@@ -257,12 +258,12 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
             attrs[key] = float(result[key])
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    if status == "completed" and objective in attrs:
+    if status == Status.COMPLETED and objective in attrs:
         values = [attrs[objective]]
         if len(study.directions) > 1:
             values.append(trial.user_attrs["flops"] / 1e9)
         study.tell(trial, values)
-    elif status == "stopped":
+    elif status == Status.STOPPED:
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, state=TrialState.FAIL)
@@ -281,9 +282,9 @@ class SearchOutcome:
 def work_left(study: optuna.Study, plan: SearchPlan) -> tuple[list[FixedJob], int]:
     """Baselines not yet measured, and how many candidates are still wanted."""
     done = study_lib.baselines_done(study)
-    baselines = [FixedJob("baseline", name, list(ramp))
+    baselines = [FixedJob(Role.BASELINE, name, list(ramp))
                  for name, ramp in plan.space.baselines().items() if name not in done]
-    candidates = max(0, plan.trials - len(study_lib.ended_trials(study, "candidate")))
+    candidates = max(0, plan.trials - len(study_lib.ended_trials(study, Role.CANDIDATE)))
     return baselines, candidates
 
 
@@ -401,7 +402,7 @@ def execute(study: optuna.Study, plan: SearchPlan, data: ProxyData, fixed_jobs: 
     """Train fixed jobs, then sampler candidates, as Ray Tune trials. Ctrl-C stops cleanly:
     trials still running are recorded as interrupted (and candidates queued again)."""
     started = time.monotonic()
-    counted = ("candidate", "baseline", "reeval")
+    counted = (Role.CANDIDATE, Role.BASELINE, Role.REEVAL)
     before = {role: len(study_lib.ended_trials(study, role)) for role in counted}
     interrupted = False
     if fixed_jobs or candidates:
@@ -415,7 +416,7 @@ def trial_name(trial: Any) -> str:
     """Ray's folder and display name of a trial: the Optuna number and what it is."""
     label = str(trial.config.get("label", "")).replace("#", "").replace(" ", "-")
     return f"trial-{trial.config.get('optuna_trial', 'x')}-{trial.config.get('role', '')}" + (
-        f"-{label}" if trial.config.get("role") != "candidate" else "")
+        f"-{label}" if trial.config.get("role") != Role.CANDIDATE else "")
 
 
 def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,

@@ -26,15 +26,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError
 from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
+from .states import Role, Status
 
 # Trial user attributes written by the search (read by rank, report and export).
 ROLE = "role"                  # "candidate" | "baseline" | "rejected"
-BASELINE = "baseline"          # name of the baseline ramp, for role == "baseline"
+BASELINE = "baseline"          # name of the baseline ramp, for role == Role.BASELINE
 RAMP = "ramp"                  # attention heads per block
 END_REASON = "end_reason"      # why the trial ended, in words
 INTERRUPTED = "interrupted"
 STATUS = "status"              # completed | stopped | diverged | failed | worker_lost
-WORKER_LOST = "worker_lost"    # status of a trial whose Ray worker died: the infrastructure's
                                # failure, retried, never counted as the ramp's own
 FAILURE = "failure"            # "ramp" or "infrastructure", for trials that did not complete
 ATTEMPT = "attempt"            # 1 for a job's first training in a run, 2 for its first retry
@@ -265,7 +265,7 @@ def mark_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
     storage.set_trial_user_attr(trial._trial_id, END_REASON, INTERRUPTED)
     study.tell(trial.number, state=TrialState.FAIL)
     role = trial.user_attrs.get(ROLE)
-    if role == "candidate" and trial.params:
+    if role == Role.CANDIDATE and trial.params:
         # Same ramp again; the sampler's proposal is not lost.
         study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
 
@@ -276,19 +276,19 @@ def ended_trials(study: optuna.Study, role: str) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get(ROLE) == role and t.state.is_finished()
             and t.user_attrs.get(END_REASON) != INTERRUPTED
-            and t.user_attrs.get(STATUS) != WORKER_LOST]
+            and t.user_attrs.get(STATUS) != Status.WORKER_LOST]
 
 
 def failure_kind(status: str | None) -> str:
     """Whose failure a trial's status is: "infrastructure" (its Ray worker died: retried),
     "ramp" (it diverged or raised: final), or "" (it did not fail)."""
-    if status == WORKER_LOST:
+    if status == Status.WORKER_LOST:
         return "infrastructure"
-    return "ramp" if status in ("diverged", "failed") else ""
+    return "ramp" if status in (Status.DIVERGED, Status.FAILED) else ""
 
 
 def baselines_done(study: optuna.Study) -> set[str]:
-    return {t.user_attrs.get(BASELINE) for t in ended_trials(study, "baseline")}
+    return {t.user_attrs.get(BASELINE) for t in ended_trials(study, Role.BASELINE)}
 
 
 def queued_trials(study: optuna.Study) -> Iterable[FrozenTrial]:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from rampsearch import study as study_lib
-from rampsearch.fidelity import ROLE, SETTING
+from rampsearch.fidelity import SETTING
+from rampsearch.states import Role
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ def rampsearch(*args: str) -> subprocess.CompletedProcess:
 
 def fidelity_trials(results, name):
     study = study_lib.load_study(study_lib.find_study(results, name))
-    return study, study_lib.ended_trials(study, ROLE)
+    return study, study_lib.ended_trials(study, Role.FIDELITY)
 
 
 @pytest.fixture(scope="module")

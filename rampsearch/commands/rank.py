@@ -19,6 +19,7 @@ from ..options import (
 )
 from ..plan import build_plan
 from ..proxy import ProxySettings
+from ..states import PAPER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +79,7 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
     from ..ranking import format_race, leaders, race_rounds, store_race, verdict_paragraph
 
     chosen = leaders(frame, args.reeval_top)
-    if (chosen["role"] == "baseline:paper").sum() == 0:
+    if (chosen["role"] == PAPER).sum() == 0:
         raise UserError("the race needs the paper's ramp completed in the study; run "
                         f"`rampsearch run --resume --study {plan.location.name}` to train it.")
     if len(chosen) < 2:
