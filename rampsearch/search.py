@@ -241,7 +241,7 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
     result = result or {}
     epochs = int(result.get("epoch", 0) or 0)
     status = result.get("status") if result.get("final") else None
-    if error:  # not the ramp's failure: retried (RampSearcher.retry), never ranked
+    if error:  # not the ramp's failure: retried (RampSearcher.retry), listed last
         status, reason = Status.WORKER_LOST, ("the Ray worker died (preempted, killed for "
                                                  "memory or its node lost; see the trial's "
                                                  "error file under ray/)")
