@@ -26,23 +26,19 @@ from typing import Any
 
 import optuna
 import ray
-from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search import Searcher
 
-import iformer
 from iformer import IFormerConfig
-from search_spaces import CONSTRAINT_ATTR, CONSTRAINT_KEY
 
 from . import study as study_lib
-from .bookkeeping import FixedJob, Job
+from .bookkeeping import FixedJob, Job, ask_feasible, new_fixed_trial, tell_outcome, work_left
 from .data import ProxyData
 from .errors import UserError
 from .plan import SearchPlan
 from .proxy import ProxySettings
 from .states import Role, Status
 
-MAX_REJECTIONS = 2000  # consecutive over-budget proposals before the search gives up
 RAY_CONNECT_TIMEOUT_S = 10.0  # for --ray-address: Ray itself retries an absent head for minutes
 
 
@@ -175,117 +171,12 @@ def retry_key(job: Job) -> tuple:
     return (job.role, tuple(job.ramp) if job.role == Role.CANDIDATE else job.label, job.seed)
 
 
-def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> optuna.Trial:
-    """A trial for a ramp the sampler did not propose. A baseline carries the space's
-    parameters when the space can express it (so the sampler learns from it); a
-    re-evaluation, measured at another fidelity, carries only user attributes."""
-    ramp = job.ramp
-    params = plan.space.encode(ramp) if job.role == Role.BASELINE else None
-    if params is not None:
-        study.enqueue_trial(params, skip_if_exists=False)
-    trial = study.ask()
-    if params is not None:
-        sampled = plan.space.suggest(trial)
-        if list(sampled) != list(ramp):  # the space's encoder and decoder disagree
-            raise RuntimeError(f"space {plan.space.name} encodes {ramp} but decodes {sampled}")
-    record_ramp(trial, plan, ramp, role=job.role)
-    if job.role == Role.BASELINE:
-        trial.set_user_attr(study_lib.BASELINE, job.label)
-    if job.seed is not None:
-        trial.set_user_attr("seed", job.seed)
-    for key, value in (job.attrs or {}).items():
-        trial.set_user_attr(key, value)
-    return trial
-
-
-def ask_feasible(study: optuna.Study, plan: SearchPlan) -> tuple[optuna.Trial, list[int]]:
-    """The next feasible proposal. Over-budget proposals are told back as PRUNED with their
-    constraint value (no training); Optuna's samplers read trial constraints and learn the
-    boundary."""
-    for _ in range(MAX_REJECTIONS):
-        trial = study.ask()
-        proposal = plan.space.propose(trial, plan.budget)
-        if proposal.feasible:
-            record_ramp(trial, plan, proposal.ramp, role=Role.CANDIDATE)
-            if proposal.repaired:
-                trial.set_user_attr("repaired", True)
-            return trial, list(proposal.ramp)
-        trial.set_user_attr(study_lib.ROLE, Role.REJECTED)
-        trial.set_user_attr(study_lib.END_REASON,
-                            f"over budget: {proposal.flops:,} > {plan.budget.flops:,} FLOPs")
-        study.tell(trial, state=TrialState.PRUNED)
-    raise RuntimeError(f"{MAX_REJECTIONS} proposals in a row were over the budget; the "
-                       f"sampler cannot find the feasible region of space {plan.space.name}.")
-
-
-def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: str) -> None:
-    config = plan.space.base.with_ramp(ramp)
-    flops = plan.space.flops(ramp, plan.budget.img_size)  # the cost table the search prices with
-    trial.set_user_attr(study_lib.ROLE, role)
-    trial.set_user_attr(study_lib.RAMP, list(ramp))
-    trial.set_user_attr("high_ratios", [round(r, 4) for r in config.high_ratios()])
-    trial.set_user_attr("flops", flops)
-    trial.set_user_attr("params", iformer.count_params(config))
-    trial.set_user_attr("within_budget", flops <= plan.budget.flops)
-    trial.set_user_attr("proxy", plan.proxy.to_dict())
-    if role != Role.CANDIDATE:  # proposals carry their constraint from SearchSpace.propose
-        excess = float(flops - plan.budget.flops)
-        trial.set_user_attr(CONSTRAINT_ATTR, [excess])
-        trial.set_constraint(CONSTRAINT_KEY, excess)
-
-
-def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
-                 error: bool, objective: str) -> dict[str, Any]:
-    """Record how a Ray trial ended and tell the study its ``objective`` (a recorded score:
-    'val_loss' or 'top1'). Both scores are always recorded. Returns what was recorded."""
-    result = result or {}
-    epochs = int(result.get("epoch", 0) or 0)
-    status = result.get("status") if result.get("final") else None
-    if error:  # not the ramp's failure: retried (RampSearcher.retry), listed last
-        status, reason = Status.WORKER_LOST, ("the Ray worker died (preempted, killed for "
-                                                 "memory or its node lost; see the trial's "
-                                                 "error file under ray/)")
-    elif status is None:
-        status, reason = Status.STOPPED, f"stopped by the scheduler after epoch {epochs}"
-    else:
-        reason = result.get("reason") or status
-    attrs = {"status": status, study_lib.END_REASON: reason, "epochs_reached": epochs,
-             "wall_s": round(float(result.get("wall_s", result.get("elapsed_s", 0.0)) or 0.0), 2)}
-    if study_lib.failure_kind(status):
-        attrs[study_lib.FAILURE] = study_lib.failure_kind(status)
-    for key in ("top1", "top5", "val_loss"):
-        if key in result and result[key] is not None and math.isfinite(float(result[key])):
-            attrs[key] = float(result[key])
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
-    if status == Status.COMPLETED and objective in attrs:
-        values = [attrs[objective]]
-        if len(study.directions) > 1:
-            values.append(trial.user_attrs["flops"] / 1e9)
-        study.tell(trial, values)
-    elif status == Status.STOPPED:
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, state=TrialState.FAIL)
-    return attrs
-
-
-# ------------------------------------------------------------------------------ the run
 @dataclass(frozen=True)
 class SearchOutcome:
     interrupted: bool
     recovered: list[int]
     trained: dict[str, int]    # role -> trials that ran to an end in this run
     wall_s: float
-
-
-def work_left(study: optuna.Study, plan: SearchPlan) -> tuple[list[FixedJob], int]:
-    """Baselines not yet measured, and how many candidates are still wanted."""
-    done = study_lib.baselines_done(study)
-    baselines = [FixedJob(Role.BASELINE, name, list(ramp))
-                 for name, ramp in plan.space.baselines().items() if name not in done]
-    candidates = max(0, plan.trials - len(study_lib.ended_trials(study, Role.CANDIDATE)))
-    return baselines, candidates
 
 
 def start_ray(plan: SearchPlan) -> bool:

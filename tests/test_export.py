@@ -245,3 +245,15 @@ def test_exporting_leaves_the_trainer_unloaded() -> None:
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[False, False]"
+
+
+def test_ranking_reporting_and_exporting_leave_ray_unloaded() -> None:
+    """The study's bookkeeping is apart from its execution: reading, ranking, reporting and
+    exporting a study never import Ray (only training does)."""
+    code = ("import sys, rampsearch.report, rampsearch.ranking, rampsearch.export, "
+            "rampsearch.bookkeeping, rampsearch.commands.report, rampsearch.commands.rank; "
+            "print('ray' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"

@@ -10,13 +10,13 @@ from optuna.trial import TrialState
 
 import iformer
 from rampsearch import study as study_lib
+from rampsearch.bookkeeping import tell_outcome
 from rampsearch.errors import UserError
 from rampsearch.leaderboard import compact_ramp, leaderboard, pareto_mask
 from rampsearch.objective import OBJECTIVES
 from rampsearch.progress import Progress, format_duration
 from rampsearch.race import RaceRules
 from rampsearch.ranking import leaders, race_result
-from rampsearch.search import tell_outcome
 
 SMALL = iformer.preset("small")
 PAPER = SMALL.attention_heads

@@ -142,8 +142,9 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
+    from ..bookkeeping import work_left
     from ..progress import Progress
-    from ..search import ray_session, run_search, work_left  # imports Ray
+    from ..search import ray_session, run_search  # imports Ray
 
     # Ray first: the cluster must be able to run a trial before anything is written. It is
     # kept up for the search and its race.
@@ -262,7 +263,7 @@ def print_resume(plan: SearchPlan) -> None:
 def lost_work_note(study: Any, plan: SearchPlan) -> int:
     """1, with the resume command, when trainings are still missing because their Ray worker
     died more often than --worker-retries allowed; 0 when the study has everything."""
-    from ..search import work_left
+    from ..bookkeeping import work_left
 
     baselines, candidates = work_left(study, plan)
     if not baselines and not candidates:
