@@ -25,7 +25,7 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-from search_spaces import Budget, flops_constraint, load_space, parse_budget, space_names
+from search_spaces import CONSTRAINT_KEY, Budget, load_space, parse_budget, space_names
 
 BUDGETS = ("4.7G", "4.8G", "4.9G")
 
@@ -80,9 +80,10 @@ def speed_table(count: int, optuna_count: int) -> None:
 def tpe_feasible_share(space, budget: Budget, trials: int, with_propose: bool) -> float:
     """Share of feasible proposals among those after the 100th trial."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constraints_func is deprecated; group is experimental
+        warnings.simplefilter("ignore")  # group is experimental
+        # The sampler reads each trial's own constraint, set by propose (or by the caller).
         sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=10, multivariate=True,
-                                             group=True, constraints_func=flops_constraint)
+                                             group=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     late = feasible = 0
     for number in range(trials):
@@ -94,7 +95,7 @@ def tpe_feasible_share(space, budget: Budget, trials: int, with_propose: bool) -
             ramp = space.suggest(trial)
             flops = space.flops(ramp, budget.img_size)
             ok = flops <= budget.flops
-            trial.set_user_attr("constraint", [float(flops - budget.flops)])
+            trial.set_constraint(CONSTRAINT_KEY, float(flops - budget.flops))
         if number >= min(100, trials // 2):
             late += 1
             feasible += ok

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 import iformer
-from search_spaces import CONSTRAINT_ATTR, CONSTRAINT_KEY
+from search_spaces import CONSTRAINT_KEY
 
 from . import study as study_lib
 from .states import Role, Status
@@ -92,19 +92,19 @@ def ask_feasible(study: optuna.Study, plan: SearchPlan) -> tuple[optuna.Trial, l
 
 
 def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: str) -> None:
+    """The ramp's facts on its trial. A candidate's ramp, FLOPs and constraint were written by
+    ``SearchSpace.propose``; a fixed job's are written here."""
     config = plan.space.base.with_ramp(ramp)
     flops = plan.space.flops(ramp, plan.budget.img_size)  # the cost table the search prices with
     trial.set_user_attr(study_lib.ROLE, role)
-    trial.set_user_attr(study_lib.RAMP, list(ramp))
+    if role != Role.CANDIDATE:
+        trial.set_user_attr(study_lib.RAMP, list(ramp))
+        trial.set_user_attr("flops", flops)
+        trial.set_constraint(CONSTRAINT_KEY, float(flops - plan.budget.flops))
     trial.set_user_attr("high_ratios", [round(r, 4) for r in config.high_ratios()])
-    trial.set_user_attr("flops", flops)
     trial.set_user_attr("params", iformer.count_params(config))
     trial.set_user_attr("within_budget", flops <= plan.budget.flops)
     trial.set_user_attr("proxy", plan.proxy.to_dict())
-    if role != Role.CANDIDATE:  # proposals carry their constraint from SearchSpace.propose
-        excess = float(flops - plan.budget.flops)
-        trial.set_user_attr(CONSTRAINT_ATTR, [excess])
-        trial.set_constraint(CONSTRAINT_KEY, excess)
 
 
 def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,

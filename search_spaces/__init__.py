@@ -11,11 +11,10 @@ from __future__ import annotations
 from .budget import Budget, format_flops, parse_budget
 from .chain import ChainSpace, Decision
 from .errors import SpaceError
-from .feasibility import BudgetCheck, check_budget, choose_base, flops_constraint, preset_ranges
+from .feasibility import BudgetCheck, check_budget, choose_base, preset_ranges
 from .load import build_space, load_space, space_names
 from .smooth import SmoothSpace
 from .space import (
-    CONSTRAINT_ATTR,
     CONSTRAINT_KEY,
     Proposal,
     RandomParams,
@@ -25,9 +24,9 @@ from .space import (
 from .spec import FAMILIES, SmoothOptions, SpaceFile, StageBounds, read_space_file
 
 __all__ = [
-    "CONSTRAINT_ATTR", "CONSTRAINT_KEY", "FAMILIES", "Budget", "BudgetCheck", "ChainSpace",
+    "CONSTRAINT_KEY", "FAMILIES", "Budget", "BudgetCheck", "ChainSpace",
     "Decision", "Proposal", "RandomParams", "SearchSpace", "SmoothOptions", "SmoothSpace",
     "SpaceError", "SpaceFile", "StageBounds", "baseline_ramps", "build_space", "check_budget",
-    "choose_base", "flops_constraint", "format_flops", "load_space", "parse_budget",
+    "choose_base", "format_flops", "load_space", "parse_budget",
     "preset_ranges", "read_space_file", "space_names",
 ]

@@ -10,10 +10,10 @@ from iformer import PRESET_NAMES
 from .budget import Budget, format_flops
 from .errors import SpaceError
 from .load import load_space
-from .space import CONSTRAINT_ATTR, SearchSpace
+from .space import SearchSpace
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,3 @@ def _preset_for(budget: Budget, family: str) -> str | None:
 
 def _hw_text(budget: Budget) -> str:
     return f"{budget.img_size[0]}x{budget.img_size[1]}"
-
-
-def flops_constraint(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """``constraints_func`` for Optuna samplers: [flops - budget] recorded by
-    ``SearchSpace.propose`` (<= 0 is feasible); [0.0] for trials without it."""
-    return [float(v) for v in trial.user_attrs.get(CONSTRAINT_ATTR, [0.0])]

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 ImgSize = int | tuple[int, int]
 
-# Trial user attribute holding [flops - budget] (<= 0: feasible), read by flops_constraint.
-CONSTRAINT_ATTR = "constraint"
 # Key of the same number in Optuna's own constraint store (Trial.set_constraint).
 CONSTRAINT_KEY = "flops"
 
@@ -165,16 +163,14 @@ class SearchSpace:
         (Optuna keeps enqueued values as given, with a warning that they are out of range;
         evaluate hand-designed reference ramps through :meth:`suggest` instead).
 
-        Records user attributes ``ramp``, ``flops`` and ``constraint`` = [flops - budget]
-        (read by :func:`flops_constraint`), and the same number as Optuna's own constraint
-        ``flops``, so constraint-aware samplers learn the boundary either way.
+        Records user attributes ``ramp`` and ``flops``, and flops - budget (<= 0 is feasible)
+        as Optuna's own trial constraint ``flops``, which constraint-aware samplers read.
         """
         ramp, repaired = self._draw(trial, budget)
         flops = self.cost_table(budget.img_size).flops(ramp)
         excess = float(flops - budget.flops)
         trial.set_user_attr("ramp", ramp)
         trial.set_user_attr("flops", flops)
-        trial.set_user_attr(CONSTRAINT_ATTR, [excess])
         trial.set_constraint(CONSTRAINT_KEY, excess)
         return Proposal(ramp, flops, flops <= budget.flops, repaired)
 

@@ -10,12 +10,10 @@ import pytest
 
 import search_spaces
 from search_spaces import (
-    CONSTRAINT_ATTR,
     Budget,
     SpaceError,
     check_budget,
     choose_base,
-    flops_constraint,
     format_flops,
     load_space,
     parse_budget,
@@ -146,7 +144,6 @@ def check_proposal(space, trial, proposal, budget):
     assert space.decode(trial.params) == proposal.ramp  # the params describe the trained ramp
     assert trial.user_attrs["ramp"] == proposal.ramp
     assert trial.user_attrs["flops"] == proposal.flops
-    assert trial.user_attrs[CONSTRAINT_ATTR] == [float(proposal.flops - budget.flops)]
     assert trial.constraints[search_spaces.CONSTRAINT_KEY] == proposal.flops - budget.flops
 
 
@@ -210,29 +207,18 @@ def test_an_enqueued_over_budget_ramp_comes_back_infeasible():
         proposal = space.propose(trial, budget)
     assert proposal.ramp == paper and not proposal.feasible
     assert proposal.flops == PAPER_SMALL_FLOPS
-    assert flops_constraint(study.trials[-1]) == [float(PAPER_SMALL_FLOPS - budget.flops)]
+    assert study.trials[-1].constraints == {"flops": float(PAPER_SMALL_FLOPS - budget.flops)}
 
 
-def test_tpe_with_flops_constraint_learns_from_proposals():
+def test_tpe_learns_the_budget_from_the_trial_constraints():
+    """Optuna 5's TPE reads each trial's own constraint (no constraints_func)."""
     space = load_space("free")
     budget = parse_budget("4.7G")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # constraints_func is deprecated in 5.0
-        sampler = optuna.samplers.TPESampler(seed=7, n_startup_trials=5,
-                                             constraints_func=flops_constraint)
+    sampler = optuna.samplers.TPESampler(seed=7, n_startup_trials=5)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     for _ in range(15):
         trial = study.ask()
         proposal = space.propose(trial, budget)
         check_proposal(space, trial, proposal, budget)
         study.tell(trial, proposal.flops / 1e9)
-    finished = study.trials
-    assert all(flops_constraint(t)[0] <= 0 for t in finished)
-    assert all(t.constraints for t in finished)
-
-
-def test_flops_constraint_without_the_attribute():
-    study = optuna.create_study()
-    trial = study.ask()
-    study.tell(trial, 1.0)
-    assert flops_constraint(study.trials[0]) == [0.0]
+    assert all(t.constraints["flops"] <= 0 for t in study.trials)
