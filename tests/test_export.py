@@ -235,25 +235,25 @@ def test_recipe_of_a_small_custom_model_names_every_changed_field() -> None:
     assert recipe.model_config() == tiny
 
 
-def test_exporting_leaves_the_trainer_unloaded() -> None:
-    """export reads the recipe alone, and so does the command line until `rampsearch train`
-    runs: the DDP trainer stays unloaded."""
-    code = ("import sys, rampsearch.export; loaded = ['rampsearch.train' in sys.modules]; "
-            "import rampsearch.cli; rampsearch.cli.build_parser(); "
-            "print(loaded + ['rampsearch.train' in sys.modules])")
+def printed_by(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (nothing imported before it)."""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[False, False]"
+    return result.stdout.strip()
+
+
+def test_exporting_leaves_the_trainer_unloaded() -> None:
+    """export reads the recipe alone, and so does the command line until `rampsearch train`
+    runs: the DDP trainer stays unloaded."""
+    assert printed_by("import sys, rampsearch.export; loaded = ['rampsearch.train' in "
+                      "sys.modules]; import rampsearch.cli; rampsearch.cli.build_parser(); "
+                      "print(loaded + ['rampsearch.train' in sys.modules])") == "[False, False]"
 
 
 def test_ranking_reporting_and_exporting_leave_ray_unloaded() -> None:
     """The study's bookkeeping is apart from its execution: reading, ranking, reporting and
     exporting a study never import Ray (only training does)."""
-    code = ("import sys, rampsearch.report, rampsearch.ranking, rampsearch.export, "
-            "rampsearch.bookkeeping, rampsearch.commands.report, rampsearch.commands.rank; "
-            "print('ray' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "False"
+    assert printed_by("import sys, rampsearch.report, rampsearch.ranking, rampsearch.export, "
+                      "rampsearch.bookkeeping, rampsearch.commands.report, "
+                      "rampsearch.commands.rank; print('ray' in sys.modules)") == "False"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runs import environment, load, rampsearch
 from optuna.trial import TrialState
 
 from rampsearch import study as study_lib
@@ -110,7 +111,7 @@ def test_a_second_driver_is_refused_and_the_lock_ends_with_its_holder(tmp_path):
          "from rampsearch import study as s; "
          "s.lock_study(s.StudyLocation('s', 'sqlite:///x', Path(sys.argv[1]))); "
          "print('locked', flush=True); time.sleep(600)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": _pythonpath()})
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": environment()["PYTHONPATH"]})
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(UserError, match=f"another rampsearch driver \\(pid {holder.pid}"):
@@ -122,32 +123,11 @@ def test_a_second_driver_is_refused_and_the_lock_ends_with_its_holder(tmp_path):
         [sys.executable, "-c", "import sys; from pathlib import Path; "
          "from rampsearch import study as s; "
          "s.lock_study(s.StudyLocation('s', 'sqlite:///x', Path(sys.argv[1])))", str(tmp_path)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": _pythonpath()})
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": environment()["PYTHONPATH"]})
     assert probe.returncode == 0, probe.stderr
 
 
-def _pythonpath() -> str:
-    root = str(Path(__file__).resolve().parents[1])
-    return os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
-
-
 # ------------------------------------------------------------ through Ray, slow
-def rampsearch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rampsearch", *args], capture_output=True,
-                          text=True, timeout=timeout, env=_env())
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    env["PYTHONPATH"] = _pythonpath()
-    return env
-
-
-def load(results: Path, name: str):
-    return study_lib.load_study(study_lib.find_study(results, name))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("flags, message", [
     (["--cpus-per-trial", str(64 * (os.cpu_count() or 1))], "or less"),
@@ -227,7 +207,7 @@ def test_killed_workers_are_retried_and_a_killed_baseline_completes_on_resume(tm
         [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "1",
          "--results", str(results), "--study", "killed", "--max-concurrent", "1",
          "--worker-retries", "1", "--reeval-top", "0", *TINY_PROXY],
-        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=_env())
+        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=environment())
     killed: set[int] = set()
     try:
         first = kill_worker_of(driver, database, lambda t: t.get("role") == "baseline", killed)
@@ -299,7 +279,7 @@ def test_sigterm_is_handled_as_ctrl_c_and_a_second_driver_is_refused(tmp_path):
     driver = subprocess.Popen(
         [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "2",
          "--results", str(results), "--study", "term", "--max-concurrent", "1", *TINY_PROXY],
-        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=_env())
+        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=environment())
     try:
         _wait_until(lambda: _count(database, "COMPLETE") >= 1 and running_trials(database),
                     driver)

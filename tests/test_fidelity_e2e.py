@@ -3,12 +3,9 @@ images (K = 3 ramps, S = 2 seeds, tiny settings), then the same command again.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
+from cli_runs import rampsearch
 
 from rampsearch import study as study_lib
 from rampsearch.fidelity import SETTING
@@ -19,13 +16,6 @@ pytestmark = pytest.mark.slow
 TINY = ["--data", "synthetic", "--samples", "3", "--seeds", "2",
         "--proxy", "epochs=1,train_samples=128,val_samples=64,batch_size=64,width=0.125",
         "--reference", "epochs=2"]
-
-
-def rampsearch(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "rampsearch", *args], capture_output=True,
-                          text=True, timeout=600, env=env)
 
 
 def fidelity_trials(results, name):

@@ -20,6 +20,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from cli_runs import environment, load, rampsearch
 from optuna.trial import TrialState
 
 from rampsearch import study as study_lib
@@ -31,21 +32,6 @@ BASELINES = {"paper", "equal_split", "reverse_ramp", "all_attention_but_one",
              "one_attention_head"}
 TINY_PROXY = ["--data", "synthetic", "--epochs", "2", "--train-samples", "128",
               "--batch-size", "64", "--width", "0.125"]
-
-
-def rampsearch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rampsearch", *args], capture_output=True,
-                          text=True, timeout=timeout, env=_env())
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
-def load(results: Path, name: str) -> optuna.Study:
-    return study_lib.load_study(study_lib.find_study(results, name))
 
 
 def ended(study: optuna.Study, role: str) -> list:
@@ -138,7 +124,7 @@ def test_dashboard_serves_the_study(searched):
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "rampsearch", "dashboard", "--results",
                                str(results), "--study", "e2e", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment())
     try:
         names = _poll_studies(port)
         assert "e2e" in names
@@ -169,7 +155,7 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
     args = [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "3",
             "--results", str(tmp_path), "--study", "killed", *TINY_PROXY]
     driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=_env(), start_new_session=True)
+                              env=environment(), start_new_session=True)
     database = tmp_path / "killed" / "study.db"
     try:
         _wait_for_completed(database, count=2, process=driver)
