@@ -106,29 +106,31 @@ class ProxySettings:
 
 
 # ---------------------------------------------------------------------------------- CLI
+# The proxy settings a flag can override, with what the flag's help says of each.
+PROXY_FLAGS = {
+    "width": "width multiplier of head_dim",
+    "resolution": f"image side in px, >= {MIN_RESOLUTION}",
+    "epochs": "epochs per trial",
+    "train_samples": "training images per trial",
+    "batch_size": "batch size",
+    "lr": "peak AdamW learning rate",
+}
+
+
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that override :class:`ProxySettings` (all default to None: keep the base)."""
     group = parser.add_argument_group("proxy training (defaults: ProxySettings)")
     defaults = ProxySettings()
-    group.add_argument("--width", type=float, default=None,
-                       help=f"width multiplier of head_dim (default {defaults.width})")
-    group.add_argument("--resolution", type=int, default=None,
-                       help=f"image side in px, >= {MIN_RESOLUTION} (default {defaults.resolution})")
-    group.add_argument("--epochs", type=int, default=None,
-                       help=f"epochs per trial (default {defaults.epochs})")
-    group.add_argument("--train-samples", type=int, default=None,
-                       help=f"training images per trial (default {defaults.train_samples})")
-    group.add_argument("--batch-size", type=int, default=None,
-                       help=f"batch size (default {defaults.batch_size})")
-    group.add_argument("--lr", type=float, default=None,
-                       help=f"peak AdamW learning rate (default {defaults.lr})")
+    for name, text in PROXY_FLAGS.items():
+        value = getattr(defaults, name)
+        group.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None,
+                           help=f"{text} (default {value})")
 
 
 def settings_from_args(args: argparse.Namespace,
                        base: ProxySettings | None = None) -> ProxySettings:
     """``base`` (default: ProxySettings()) with every flag the user gave applied, validated."""
-    overrides = {name: getattr(args, name) for name in
-                 ("width", "resolution", "epochs", "train_samples", "batch_size", "lr")
+    overrides = {name: getattr(args, name) for name in PROXY_FLAGS
                  if getattr(args, name, None) is not None}
     settings = dataclasses.replace(base or ProxySettings(), **overrides)
     settings.validate()

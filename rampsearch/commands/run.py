@@ -23,7 +23,13 @@ from ..options import (
     check_race_arguments,
 )
 from ..plan import SearchPlan, build_plan, stored_options
-from ..proxy import ProxySettings, add_proxy_arguments, load_data_for, settings_from_args
+from ..proxy import (
+    PROXY_FLAGS,
+    ProxySettings,
+    add_proxy_arguments,
+    load_data_for,
+    settings_from_args,
+)
 from ..samplers import SAMPLERS, make_sampler
 
 # Defaults applied after --config and --resume have filled what the command line left out.
@@ -33,7 +39,6 @@ DEFAULTS: dict[str, Any] = {
     "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
     **RAY_DEFAULTS, **RACE_DEFAULTS,
 }
-PROXY_KEYS = ("width", "resolution", "epochs", "train_samples", "batch_size", "lr")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +98,7 @@ def merge_config_file(args: argparse.Namespace) -> None:
         raise UserError(f"--config {args.config} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise UserError(f"--config {args.config} must be a mapping of option names to values.")
-    known = set(DEFAULTS) | set(PROXY_KEYS)
+    known = set(DEFAULTS) | set(PROXY_FLAGS)
     for key, value in data.items():
         dest = str(key).replace("-", "_")
         if dest not in known:
