@@ -29,3 +29,11 @@ def rampsearch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 def load(results: Path, name: str) -> optuna.Study:
     return study_lib.load_study(study_lib.find_study(results, name))
+
+
+def start_rampsearch(folder: Path, *args: str) -> subprocess.Popen:
+    """The command started in the background (to be killed or signalled by a test), its
+    output in ``folder``/out and ``folder``/err."""
+    return subprocess.Popen([sys.executable, "-m", "rampsearch", *args],
+                            stdout=(folder / "out").open("w"), stderr=(folder / "err").open("w"),
+                            env=environment())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_runs import environment, load, rampsearch
+from cli_runs import environment, load, rampsearch, start_rampsearch
 from optuna.trial import TrialState
 
 from rampsearch import study as study_lib
@@ -203,11 +203,10 @@ def kill_worker_of(driver: subprocess.Popen, database: Path, wanted, spared: set
 def test_killed_workers_are_retried_and_a_killed_baseline_completes_on_resume(tmp_path):
     results = tmp_path / "results"
     database = results / "killed" / "study.db"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "1",
-         "--results", str(results), "--study", "killed", "--max-concurrent", "1",
-         "--worker-retries", "1", "--reeval-top", "0", *TINY_PROXY],
-        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=environment())
+    driver = start_rampsearch(
+        tmp_path, "run", "--budget", "4.8GFLOPs", "--trials", "1", "--results", str(results),
+        "--study", "killed", "--max-concurrent", "1", "--worker-retries", "1",
+        "--reeval-top", "0", *TINY_PROXY)
     killed: set[int] = set()
     try:
         first = kill_worker_of(driver, database, lambda t: t.get("role") == "baseline", killed)
@@ -276,10 +275,9 @@ def test_killed_workers_are_retried_and_a_killed_baseline_completes_on_resume(tm
 def test_sigterm_is_handled_as_ctrl_c_and_a_second_driver_is_refused(tmp_path):
     results = tmp_path / "results"
     database = results / "term" / "study.db"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "2",
-         "--results", str(results), "--study", "term", "--max-concurrent", "1", *TINY_PROXY],
-        stdout=(tmp_path / "out").open("w"), stderr=(tmp_path / "err").open("w"), env=environment())
+    driver = start_rampsearch(
+        tmp_path, "run", "--budget", "4.8GFLOPs", "--trials", "2", "--results", str(results),
+        "--study", "term", "--max-concurrent", "1", *TINY_PROXY)
     try:
         _wait_until(lambda: _count(database, "COMPLETE") >= 1 and running_trials(database),
                     driver)
