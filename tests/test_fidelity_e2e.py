@@ -105,7 +105,7 @@ def test_a_second_proxy_is_measured_on_the_same_ramps(measured):
     swapped = TINY[:-4] + ["--proxy", "epochs=1,train_samples=64,val_samples=64,batch_size=64,"
                                       "width=0.125"] + TINY[-2:]
     refused = rampsearch("fidelity", *swapped, "--results", str(results), "--study", "fid")
-    assert refused.returncode == 2 and "another proxy" in refused.stderr
+    assert refused.returncode == 2 and "already exists with other settings" in refused.stderr
 
 
 def test_another_reference_in_the_same_study_is_refused(measured):
