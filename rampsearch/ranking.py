@@ -183,7 +183,7 @@ def verdict_paragraph(result: RaceResult) -> str:
     diff = (f"{objective.format(row['diff_vs_paper'], signed=True)} {objective.title} "
             f"({direction}; 95% interval {objective.format(row['diff_low'], signed=True)} to "
             f"{objective.format(row['diff_high'], signed=True)}, {row['seeds']} paired seeds "
-            f"at {result.epochs} epochs)")
+            f"at {result.epochs} epoch{'s' if result.epochs != 1 else ''})")
     verdict = {"better": "better than the paper's ramp", "worse": "worse than the paper's ramp",
                "tied": "tied with the paper's ramp: the data cannot separate them"}[row["verdict"]]
     text = (f"verdict    the best searched ramp, trial {row['trial']} ({row['ramp']}), differs "

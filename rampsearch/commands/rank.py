@@ -91,7 +91,7 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
     race_plan = dataclasses.replace(plan, proxy=proxy)
     objective = plan.objective
     print(f"\nrace       top {len(chosen) - 1} candidate(s) and the paper's ramp, seeds "
-          f"{rules.seeds[0]}..{rules.seeds[-1]} at most, {epochs} epochs, by {objective.key} "
+          f"{rules.seeds[0]}..{rules.seeds[-1]} at most, {epochs} epoch{'s' if epochs != 1 else ''}, by {objective.key} "
           f"(paired by seed)", flush=True)
 
     def train(jobs) -> bool:
