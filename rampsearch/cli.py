@@ -16,10 +16,12 @@ import pkgutil
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from iformer import ConfigError
 
 from .errors import UserError
+from .settings import KIND_NAMES
 
 
 def command_modules() -> list[str]:
@@ -41,6 +43,11 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return build_parsers()[0]
+
+
+def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The `rampsearch` parser and each command's parser by name."""
     parser = argparse.ArgumentParser(
         prog="rampsearch",
         description="Search the per-block frequency ramp (C_h/C) of the Inception Transformer "
@@ -49,7 +56,45 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in command_modules():
         importlib.import_module(f"rampsearch.commands.{name}").register(subparsers)
-    return parser
+    return parser, subparsers.choices
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, over the layers of defaults its command lists, as timm's train.py
+    layers its --config. A command's ``default_layers`` are functions, highest first, from the
+    options parsed so far to option values (None: not given); each layer becomes the command
+    parser's defaults, under the layers before it, and the command line is parsed again, so a
+    flag always wins, by argparse itself."""
+    parser, commands = build_parsers()
+    args = parser.parse_args(argv)
+    command = commands[args.command]
+    layered: dict[str, Any] = {}
+    for layer in getattr(args, "default_layers", ()):
+        given = {key: value for key, value in layer(args).items() if value is not None}
+        layered = {**typed(command, given), **layered}
+        command.set_defaults(**layered)
+        args = parser.parse_args(argv)
+    return args
+
+
+def typed(parser: argparse.ArgumentParser, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each string for an option that has a ``type`` converted by it (a quoted
+    number in a file counts as the number). argparse would convert a string default itself,
+    but a failure would end in its usage text, not in one line."""
+    # argparse lists its options in _actions only; its own set_defaults reads them there.
+    types = {action.dest: action for action in parser._actions if action.type is not None}
+    converted = dict(values)
+    for key, value in values.items():
+        action = types.get(key)
+        if action is None or not isinstance(value, str):
+            continue
+        try:
+            converted[key] = action.type(value)
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            kind = KIND_NAMES.get(action.type, "a valid value")
+            raise UserError(f"{action.option_strings[-1]} must be {kind}, got {value!r}."
+                            ) from None
+    return converted
 
 
 def interrupt_on_sigterm() -> None:
@@ -67,10 +112,9 @@ def interrupt_on_sigterm() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     interrupt_on_sigterm()
     try:
+        args = parse_args(argv)
         return int(args.handler(args) or 0)
     except user_error_types() as exc:
         print(f"rampsearch: error: {exc}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Options that several commands share, declared and checked once.
 
-Each ``add_*`` function adds one group of flags to a command's parser; its ``check_*``
-partner refuses values out of range with one sentence that names the fix. A command that fills
-options from a file or a stored study first (``run``) adds them without defaults and lets
-``parser.set_defaults`` layer them, as timm's ``train.py`` does with its ``--config``.
+Each ``add_*`` function adds one group of flags, with their built-in defaults, to a command's
+parser; its ``check_*`` partner refuses values out of range with one sentence that names the
+fix. A command that fills options from a file or a stored study (``run``) lists those as
+layers of defaults that the command line sets with ``parser.set_defaults`` before parsing
+again (``rampsearch.cli.parse_args``), as timm's ``train.py`` does with its ``--config``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ MIN_RACE_SEEDS = 2  # a paired interval needs two seeds
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: X)" to an option's help only when X is a value: an option whose
-    default is filled later (None) says its default in its own help."""
+    """Appends "(default: X)" to an option's help only when X is a value: an option without
+    one (None) says what happens instead in its own help."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or "(default" in (action.help or ""):
@@ -53,30 +54,24 @@ def budget_resolution(value: Any) -> tuple[int, int]:
     return iformer.parse_image_size(value, "--budget-resolution")
 
 
-def add_budget_resolution(parser: argparse.ArgumentParser, default: str | None = "224") -> None:
-    parser.add_argument("--budget-resolution", default=default,
-                        metavar="N|HxW",
-                        help="input size the FLOPs budget is counted at"
-                             + (" (224)" if default is None else ""))
+def add_budget_resolution(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--budget-resolution", default="224", metavar="N|HxW",
+                        help="input size the FLOPs budget is counted at")
 
 
-def add_ray_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """--cpus-per-trial, --gpus-per-trial, --max-concurrent, --ray-address, --worker-retries.
-    Without ``defaults`` they default to None, for commands that fill them from a file first."""
-    def default(key: str) -> Any:
-        return RAY_DEFAULTS[key] if defaults else None
-
-    parser.add_argument("--cpus-per-trial", type=float, default=default("cpus_per_trial"),
-                        help="CPUs Ray reserves per trial (1)")
-    parser.add_argument("--gpus-per-trial", type=float, default=default("gpus_per_trial"),
-                        help="GPUs Ray reserves per trial (0)")
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """--cpus-per-trial, --gpus-per-trial, --max-concurrent, --ray-address, --worker-retries."""
+    parser.add_argument("--cpus-per-trial", type=float, default=RAY_DEFAULTS["cpus_per_trial"],
+                        help="CPUs Ray reserves per trial")
+    parser.add_argument("--gpus-per-trial", type=float, default=RAY_DEFAULTS["gpus_per_trial"],
+                        help="GPUs Ray reserves per trial")
     parser.add_argument("--max-concurrent", type=int,
                         help="trials at once (default: all that the CPUs allow)")
     parser.add_argument("--ray-address",
                         help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-    parser.add_argument("--worker-retries", type=int, default=default("worker_retries"),
+    parser.add_argument("--worker-retries", type=int, default=RAY_DEFAULTS["worker_retries"],
                         help="times a trial whose Ray worker died (preemption, OOM kill, node "
-                             "loss) is trained again in the same run (2)")
+                             "loss) is trained again in the same run")
 
 
 def ray_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,16 +115,12 @@ def whole_number(value: Any, flag: str) -> int:
     return int(result)
 
 
-def add_race_arguments(parser: argparse.ArgumentParser | Any, defaults: bool = True) -> None:
-    """The race's flags (`rank` and `run`). ``defaults`` False leaves them None, to be filled
-    from --config or RACE_DEFAULTS later."""
-    parser.add_argument("--reeval-top", type=int, metavar="K",
-                        help="race the top K candidates against the paper's ramp"
-                             + ("" if defaults else
-                                f" ({RACE_DEFAULTS['reeval_top']}; 0: no race)"))
-    parser.add_argument("--max-seeds", type=int, metavar="S",
-                        default=RACE_DEFAULTS["max_seeds"] if defaults else None,
-                        help=f"most seeds per raced ramp ({RACE_DEFAULTS['max_seeds']})")
+def add_race_arguments(parser: argparse.ArgumentParser | Any, reeval_top: int = 0) -> None:
+    """The race's flags (`rank` and `run`); ``reeval_top``: leaders raced by default."""
+    parser.add_argument("--reeval-top", type=int, metavar="K", default=reeval_top,
+                        help="race the top K candidates against the paper's ramp (0: no race)")
+    parser.add_argument("--max-seeds", type=int, metavar="S", default=RACE_DEFAULTS["max_seeds"],
+                        help="most seeds per raced ramp")
     parser.add_argument("--max-trainings", type=int, metavar="N",
                         help="most race trainings in all (default: no limit but --max-seeds)")
     parser.add_argument("--race-epochs", type=int, metavar="E",

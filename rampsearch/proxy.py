@@ -135,10 +135,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace,
                        base: ProxySettings | None = None) -> ProxySettings:
-    """``base`` (default: ProxySettings()) with every flag the user gave applied, validated."""
+    """``base`` (default: ProxySettings()) with every flag the user gave applied, validated
+    (a flag's value may come from a --config file, so of any type)."""
     overrides = {name: getattr(args, name) for name in PROXY_FLAGS
                  if getattr(args, name, None) is not None}
-    settings = dataclasses.replace(base or ProxySettings(), **overrides)
+    settings = dataclasses.replace(base or ProxySettings(),
+                                   **field_values(ProxySettings, overrides, "proxy setting"))
     settings.validate()
     return settings
 

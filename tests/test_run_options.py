@@ -1,4 +1,5 @@
-"""`rampsearch run` options: --config merging and every bad input refused before training."""
+"""`rampsearch run` options: flags over --config over a resumed study over the defaults, and
+every bad input refused before training."""
 
 from __future__ import annotations
 
@@ -6,24 +7,85 @@ import argparse
 
 import pytest
 
-from rampsearch.cli import build_parser, main
-from rampsearch.commands.run import apply_defaults, merge_config_file
+from rampsearch import study as study_lib
+from rampsearch.cli import main, parse_args
 from rampsearch.errors import UserError
+from rampsearch.proxy import ProxySettings
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    return build_parser().parse_args(["run", *argv])
+    return parse_args(["run", *argv])
 
 
 def test_config_file_fills_what_flags_leave_out(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("budget: 4.7GFLOPs\ntrials: 9\nspace: free\nbatch-size: 32\n")
     args = parse("--config", str(config), "--trials", "5")
-    merge_config_file(args)
-    apply_defaults(args)
     assert args.budget == "4.7GFLOPs" and args.space == "free" and args.batch_size == 32
     assert args.trials == 5  # the flag wins
     assert args.sampler == "tpe" and args.data == "fashion-mnist"  # defaults fill the rest
+
+
+def test_config_values_are_converted_as_flags_are(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("trials: '5'\nbudget-resolution: 256\nlr: '1e-3'\nmax-concurrent: null\n")
+    args = parse("--config", str(config))
+    assert args.trials == 5 and args.lr == 1e-3 and args.max_concurrent is None
+    assert args.budget_resolution == 256
+    config.write_text("seed: five\n")
+    with pytest.raises(UserError, match="--seed must be an integer, got 'five'"):
+        parse("--config", str(config))
+
+
+def test_a_config_value_of_the_wrong_kind_is_one_line(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("width: [1]\n")
+    code = main(["run", "--budget", "4.8G", "--data", "synthetic", "--config", str(config),
+                 "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "rampsearch: error: proxy setting width is [1]; width must be " \
+                                "a number.\n"
+
+
+def write_study(results, name: str, seed: int, proxy: ProxySettings) -> None:
+    """A study's run.json, as `rampsearch run` writes it."""
+    location = study_lib.StudyLocation(name, study_lib.default_storage_url(results / name),
+                                       results)
+    settings = study_lib.StudySettings(
+        base="iformer_small", space="free", budget_flops=4_700_000_000,
+        budget_img_size=[224, 224], data="synthetic", proxy=proxy.to_dict(), sampler="random",
+        seed=seed, scheduler="asha", objectives=["top1"])
+    study_lib.write_run_file(location, settings, trials=3)
+
+
+def test_resumed_study_settings_under_the_config_file_under_flags(tmp_path):
+    results = tmp_path / "results"
+    write_study(results, "old", seed=7, proxy=ProxySettings(epochs=3, val_samples=500,
+                                                            lr=1e-3))
+    resume = ["--resume", "--study", "old", "--results", str(results)]
+    args = parse(*resume)
+    assert (args.seed, args.trials, args.space, args.sampler, args.objective) == (
+        7, 3, "free", "random", "top1")  # the study's settings fill what flags leave out
+    assert args.budget == "4700000000" and args.data == "synthetic"
+    assert args.stored_proxy["val_samples"] == 500  # settings without a flag come back too
+    assert args.max_seeds == 4  # defaults fill the rest
+
+    config = tmp_path / "run.yaml"
+    config.write_text("seed: 8\ntrials: 4\nepochs: 2\n")
+    args = parse(*resume, "--config", str(config))
+    assert (args.seed, args.trials, args.epochs, args.space) == (8, 4, 2, "free")
+
+    args = parse(*resume, "--config", str(config), "--seed", "9", "--epochs", "5")
+    assert (args.seed, args.trials, args.epochs) == (9, 4, 5)  # the flag wins
+
+
+def test_a_config_file_can_name_the_study_to_resume(tmp_path):
+    results = tmp_path / "results"
+    write_study(results, "old", seed=7, proxy=ProxySettings())
+    write_study(results, "new", seed=8, proxy=ProxySettings())
+    config = tmp_path / "run.yaml"
+    config.write_text(f"study: old\nresults: {results}\n")
+    assert parse("--resume", "--config", str(config)).seed == 7
 
 
 @pytest.mark.parametrize("text, message", [
@@ -35,7 +97,7 @@ def test_bad_config_file(tmp_path, text, message):
     config = tmp_path / "run.yaml"
     config.write_text(text)
     with pytest.raises(UserError, match=message):
-        merge_config_file(parse("--config", str(config)))
+        parse("--config", str(config))
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -9,6 +9,7 @@ from .. import study as study_lib
 from ..errors import UserError
 from ..leaderboard import format_table, leaderboard
 from ..options import (
+    HelpFormatter,
     add_race_arguments,
     add_ray_arguments,
     add_study_arguments,
@@ -34,9 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "ends when the best is separated from the paper's ramp and the rest, or at "
                     "--max-seeds. Each leader gets its paired difference to the paper's ramp "
                     "with a 95%% interval and a verdict: better, worse or tied. Run the same "
-                    "command again to finish an interrupted race.")
+                    "command again to finish an interrupted race.",
+        formatter_class=HelpFormatter)
     add_study_arguments(parser)
-    parser.add_argument("--top", type=int, default=10, help="rows to print (10)")
+    parser.add_argument("--top", type=int, default=10, help="rows to print")
     add_race_arguments(parser)
     add_ray_arguments(parser)
     parser.set_defaults(handler=run)

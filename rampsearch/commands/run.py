@@ -32,9 +32,9 @@ from ..proxy import (
 )
 from ..samplers import SAMPLERS, make_sampler
 
-# Defaults applied after --config and --resume have filled what the command line left out.
+# The built-in defaults, and the options a --config file may set (besides the proxy flags).
 DEFAULTS: dict[str, Any] = {
-    "budget": None, "budget_resolution": (224, 224), "base": None, "space": "monotone",
+    "budget": None, "budget_resolution": "224", "base": None, "space": "monotone",
     "data": "fashion-mnist", "trials": 8, "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
     **RAY_DEFAULTS, **RACE_DEFAULTS,
@@ -47,49 +47,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Search the per-block ratio C_h/C of iFormer under a FLOPs budget: Optuna "
                     "proposes ramps, Ray trains each under a short proxy schedule, the study "
                     "is stored in Optuna RDB storage (results/<study>/study.db). The paper's "
-                    "ramp and the ablation baselines are trained under the same proxy.",
+                    "ramp and the ablation baselines are trained under the same proxy. "
+                    "Options come from the flags, then --config, then (with --resume) the "
+                    "study's stored settings, then the defaults shown here.",
         formatter_class=HelpFormatter)
     add = parser.add_argument
     add("--budget", help="FLOPs budget, e.g. 4.8GFLOPs, 4800MFLOPs, 4.8e9 or 4.8GMACs; one "
-                         "multiply-add counts as one FLOP, as in the iFormer paper")
-    add_budget_resolution(parser, default=None)
+                         "multiply-add counts as one FLOP, as in the iFormer paper; required "
+                         "unless --config or the resumed study gives it")
+    add_budget_resolution(parser)
     add("--base", help="iformer_small/base/large or a model YAML (default: the preset whose "
                        "ramp range contains the budget)")
-    add("--space", help="search space: free, monotone, stagewise, smooth, or a YAML file "
-                        "(monotone)")
+    add("--space", help="search space: free, monotone, stagewise, smooth, or a YAML file")
     add("--data", help="fashion-mnist, synthetic, or a folder made by `rampsearch data "
-                       "prepare` (fashion-mnist)")
-    add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines (8)")
+                       "prepare`")
+    add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines")
     add("--objective", choices=tuple(OBJECTIVES),
         help="score the sampler optimises and the leaderboard and race rank by; both are "
              "always recorded (val_loss: the final validation cross-entropy, measured to "
              "rank ramps more reliably than top-1; see docs/fidelity.md)")
-    add("--sampler", choices=SAMPLERS, help="tpe; nsga2 for the objective vs FLOPs as two objectives; "
-                                            "random; gp; cmaes (smooth space only) (tpe)")
+    add("--sampler", choices=SAMPLERS, help="tpe; nsga2 for the objective vs FLOPs as two "
+                                            "objectives; random; gp; cmaes (smooth space only)")
     add("--study", help="study name (default: <base>-<space>-<budget>-<time>)")
     add("--storage", help="Optuna RDB URL or journal file (default: sqlite:///results/<study>/"
                           "study.db)")
-    add("--results", help="output folder (results)")
+    add("--results", help="output folder")
     add("--scheduler", choices=("asha", "none"), help="asha stops weak trials between epochs; "
-                                                       "they are never ranked above full ones "
-                                                       "(none)")
-    add("--seed", type=int, help="seed of the sampler and of every proxy training (0)")
+                                                       "they are never ranked above full ones")
+    add("--seed", type=int, help="seed of the sampler and of every proxy training")
     add("--resume", action="store_true", help="continue a study (default: the latest) to "
-                                              "--trials after Ctrl-C or a crash")
+                                              "--trials after Ctrl-C or a crash, with its "
+                                              "stored settings")
     add("--config", type=Path, help="YAML file with any of these options (flags win)")
-    add_ray_arguments(parser, defaults=False)
+    add_ray_arguments(parser)
     race = parser.add_argument_group(
         "race (after the search: the leaders against the paper's ramp, paired seeds)")
-    add_race_arguments(race, defaults=False)
+    add_race_arguments(race)
     add_proxy_arguments(parser)
-    parser.set_defaults(handler=run, **{k: None for k in DEFAULTS})
+    # The layers of defaults above the built-in ones, highest first (``cli.parse_args``).
+    parser.set_defaults(handler=run, default_layers=(config_options, resumed_options),
+                        stored_proxy=None, **DEFAULTS)
 
 
 # ----------------------------------------------------------------------------- options
-def merge_config_file(args: argparse.Namespace) -> None:
-    """Fill options the command line left out from --config (keys as flags, - or _)."""
+def config_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of the --config file (keys as flags, - or _), or none without one."""
     if args.config is None:
-        return
+        return {}
     try:
         data = yaml.safe_load(args.config.read_text()) or {}
     except OSError as exc:
@@ -99,36 +103,32 @@ def merge_config_file(args: argparse.Namespace) -> None:
     if not isinstance(data, dict):
         raise UserError(f"--config {args.config} must be a mapping of option names to values.")
     known = set(DEFAULTS) | set(PROXY_FLAGS)
+    options = {}
     for key, value in data.items():
         dest = str(key).replace("-", "_")
         if dest not in known:
             raise UserError(f"--config {args.config}: unknown option {key!r}; use the long "
                             f"names of `rampsearch run` options, e.g. budget, trials, space.")
-        if getattr(args, dest, None) is None:
-            setattr(args, dest, value)
+        options[dest] = value
+    return options
 
 
-def merge_resumed(args: argparse.Namespace) -> None:
-    """With --resume, the stored settings of the study fill what was not given again."""
+def resumed_options(args: argparse.Namespace) -> dict[str, Any]:
+    """With --resume, the options the study was started with; its proxy settings, those
+    without a flag too (validation samples, warmup, ...), as the base of the proxy flags."""
     if not args.resume:
-        return
-    location = study_lib.find_study(Path(args.results or DEFAULTS["results"]), args.study)
-    stored = stored_options(location)
-    for key, value in stored.items():
-        if key != "proxy" and getattr(args, key, None) is None:
-            setattr(args, key, value)
-    # Proxy settings outside the CLI flags (validation samples, warmup, ...) come back too.
-    args.stored_proxy = stored["proxy"]
+        return {}
+    stored = stored_options(study_lib.find_study(Path(args.results), args.study))
+    proxy = stored.pop("proxy")
+    return {**stored, "stored_proxy": proxy}
 
 
-def apply_defaults(args: argparse.Namespace) -> None:
-    for key, value in DEFAULTS.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+def check_arguments(args: argparse.Namespace) -> None:
+    """What the parser cannot check alone (a --config file gives values of any type)."""
     if args.budget is None:
         raise UserError("--budget is required, e.g. `rampsearch run --budget 4.8GFLOPs` "
                         "(one multiply-add counts as one FLOP).")
-    if not isinstance(args.trials, int) or args.trials < 1:
+    if isinstance(args.trials, bool) or not isinstance(args.trials, int) or args.trials < 1:
         raise UserError(f"--trials {args.trials}: give at least 1 candidate to train.")
     check_race_arguments(args)
 
@@ -138,12 +138,9 @@ def run(args: argparse.Namespace) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say it better
-    merge_config_file(args)
-    merge_resumed(args)
-    apply_defaults(args)
-    stored_proxy = getattr(args, "stored_proxy", None)
-    proxy = settings_from_args(args, base=ProxySettings.from_dict(stored_proxy)
-                               if stored_proxy else None)
+    check_arguments(args)
+    proxy = settings_from_args(args, base=ProxySettings.from_dict(args.stored_proxy)
+                               if args.stored_proxy else None)
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
