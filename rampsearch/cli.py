@@ -1,4 +1,9 @@
-"""`rampsearch` command line: one sub-command per module in ``rampsearch.commands``."""
+"""`rampsearch` command line: one sub-command per module in ``rampsearch.commands``.
+
+A command may list layers of defaults (`run`: its --config file, then a resumed study's stored
+settings); :func:`parse_args` sets them on the command's parser and parses again, so the
+command line wins, then each layer in turn, then the built-in defaults.
+"""
 
 from __future__ import annotations
 
