@@ -18,7 +18,7 @@ import iformer
 from search_spaces import CONSTRAINT_KEY
 
 from . import study as study_lib
-from .states import Role, Status
+from .states import Attr, Role, Status
 
 if TYPE_CHECKING:
     from .plan import SearchPlan
@@ -63,9 +63,9 @@ def new_fixed_trial(study: optuna.Study, plan: SearchPlan, job: FixedJob) -> opt
             raise RuntimeError(f"space {plan.space.name} encodes {ramp} but decodes {sampled}")
     record_ramp(trial, plan, ramp, role=job.role)
     if job.role == Role.BASELINE:
-        trial.set_user_attr(study_lib.BASELINE, job.label)
+        trial.set_user_attr(Attr.BASELINE, job.label)
     if job.seed is not None:
-        trial.set_user_attr("seed", job.seed)
+        trial.set_user_attr(Attr.SEED, job.seed)
     for key, value in (job.attrs or {}).items():
         trial.set_user_attr(key, value)
     return trial
@@ -81,10 +81,10 @@ def ask_feasible(study: optuna.Study, plan: SearchPlan) -> tuple[optuna.Trial, l
         if proposal.feasible:
             record_ramp(trial, plan, proposal.ramp, role=Role.CANDIDATE)
             if proposal.repaired:
-                trial.set_user_attr("repaired", True)
+                trial.set_user_attr(Attr.REPAIRED, True)
             return trial, list(proposal.ramp)
-        trial.set_user_attr(study_lib.ROLE, Role.REJECTED)
-        trial.set_user_attr(study_lib.END_REASON,
+        trial.set_user_attr(Attr.ROLE, Role.REJECTED)
+        trial.set_user_attr(Attr.END_REASON,
                             f"over budget: {proposal.flops:,} > {plan.budget.flops:,} FLOPs")
         study.tell(trial, state=TrialState.PRUNED)
     raise RuntimeError(f"{MAX_REJECTIONS} proposals in a row were over the budget; the "
@@ -96,15 +96,15 @@ def record_ramp(trial: optuna.Trial, plan: SearchPlan, ramp: list[int], role: st
     ``SearchSpace.propose``; a fixed job's are written here."""
     config = plan.space.base.with_ramp(ramp)
     flops = plan.space.flops(ramp, plan.budget.img_size)  # the cost table the search prices with
-    trial.set_user_attr(study_lib.ROLE, role)
+    trial.set_user_attr(Attr.ROLE, role)
     if role != Role.CANDIDATE:
-        trial.set_user_attr(study_lib.RAMP, list(ramp))
-        trial.set_user_attr("flops", flops)
+        trial.set_user_attr(Attr.RAMP, list(ramp))
+        trial.set_user_attr(Attr.FLOPS, flops)
         trial.set_constraint(CONSTRAINT_KEY, float(flops - plan.budget.flops))
-    trial.set_user_attr("high_ratios", [round(r, 4) for r in config.high_ratios()])
-    trial.set_user_attr("params", iformer.count_params(config))
-    trial.set_user_attr("within_budget", flops <= plan.budget.flops)
-    trial.set_user_attr("proxy", plan.proxy.to_dict())
+    trial.set_user_attr(Attr.HIGH_RATIOS, [round(r, 4) for r in config.high_ratios()])
+    trial.set_user_attr(Attr.PARAMS, iformer.count_params(config))
+    trial.set_user_attr(Attr.WITHIN_BUDGET, flops <= plan.budget.flops)
+    trial.set_user_attr(Attr.PROXY, plan.proxy.to_dict())
 
 
 def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
@@ -122,11 +122,12 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
         status, reason = Status.STOPPED, f"stopped by the scheduler after epoch {epochs}"
     else:
         reason = result.get("reason") or status
-    attrs = {"status": status, study_lib.END_REASON: reason, "epochs_reached": epochs,
-             "wall_s": round(float(result.get("wall_s", result.get("elapsed_s", 0.0)) or 0.0), 2)}
+    wall_s = float(result.get("wall_s", result.get("elapsed_s", 0.0)) or 0.0)
+    attrs = {Attr.STATUS: status, Attr.END_REASON: reason, Attr.EPOCHS_REACHED: epochs,
+             Attr.WALL_S: round(wall_s, 2)}
     if study_lib.failure_kind(status):
-        attrs[study_lib.FAILURE] = study_lib.failure_kind(status)
-    for key in ("top1", "top5", "val_loss"):
+        attrs[Attr.FAILURE] = study_lib.failure_kind(status)
+    for key in (Attr.TOP1, Attr.TOP5, Attr.VAL_LOSS):
         if key in result and result[key] is not None and math.isfinite(float(result[key])):
             attrs[key] = float(result[key])
     for key, value in attrs.items():
@@ -134,7 +135,7 @@ def tell_outcome(study: optuna.Study, trial: optuna.Trial, result: dict | None,
     if status == Status.COMPLETED and objective in attrs:
         values = [attrs[objective]]
         if len(study.directions) > 1:
-            values.append(trial.user_attrs["flops"] / 1e9)
+            values.append(trial.user_attrs[Attr.FLOPS] / 1e9)
         study.tell(trial, values)
     elif status == Status.STOPPED:
         study.tell(trial, state=TrialState.PRUNED)

@@ -26,7 +26,7 @@ from iformer import IFormerConfig
 from . import study as study_lib
 from .errors import UserError
 from .recipe import PAPER_PROCESSES, PAPER_TOTAL_BATCH, TrainRecipe, paper_size, recipe_for_model
-from .states import Role, Status
+from .states import INTERRUPTED, Attr, Role, Status, StudyAttr
 
 EXPORT_FOLDER = "export"
 IMAGENET_CLASSES = 1000
@@ -51,23 +51,23 @@ class ExportedModel:
 def trial_state(trial: FrozenTrial) -> str:
     """Why a trial can or cannot be exported, in words."""
     attrs = trial.user_attrs
-    role = attrs.get(study_lib.ROLE)
+    role = attrs.get(Attr.ROLE)
     if role == Role.REJECTED:
-        return f"rejected before training ({attrs.get(study_lib.END_REASON, 'over budget')})"
-    if role not in EXPORTABLE_ROLES or study_lib.RAMP not in attrs:
+        return f"rejected before training ({attrs.get(Attr.END_REASON, 'over budget')})"
+    if role not in EXPORTABLE_ROLES or Attr.RAMP not in attrs:
         return "not a trained ramp"
     if trial.state == TrialState.RUNNING:
         return "still running"
     if trial.state == TrialState.WAITING:
         return "queued, not started"
-    if attrs.get(study_lib.END_REASON) == study_lib.INTERRUPTED:
+    if attrs.get(Attr.END_REASON) == INTERRUPTED:
         return "interrupted (the search was stopped while it trained)"
-    status = attrs.get("status")
+    status = attrs.get(Attr.STATUS)
     if status == Status.STOPPED:
-        return (f"stopped early after epoch {attrs.get('epochs_reached', '?')} of "
-                f"{attrs.get('proxy', {}).get('epochs', '?')}")
+        return (f"stopped early after epoch {attrs.get(Attr.EPOCHS_REACHED, '?')} of "
+                f"{attrs.get(Attr.PROXY, {}).get('epochs', '?')}")
     if status in (Status.FAILED, Status.DIVERGED):
-        return f"{status} ({attrs.get(study_lib.END_REASON, status)})"
+        return f"{status} ({attrs.get(Attr.END_REASON, status)})"
     if status == Status.COMPLETED and trial.state == TrialState.COMPLETE:
         return Status.COMPLETED
     return f"not completed (state {trial.state.name.lower()}, status {status})"
@@ -87,8 +87,8 @@ def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
     listing = _listing(exportable)
     if which == "best":
         objective = study_lib.study_objective(study)
-        ranked = [t for t in exportable if t.user_attrs.get(study_lib.ROLE) in RANKED_ROLES
-                  and t.user_attrs.get("within_budget", False)
+        ranked = [t for t in exportable if t.user_attrs.get(Attr.ROLE) in RANKED_ROLES
+                  and t.user_attrs.get(Attr.WITHIN_BUDGET, False)
                   and t.user_attrs.get(objective.key) is not None]
         if not ranked:
             raise UserError(f"study {study.study_name!r} has no completed trial within its "
@@ -98,7 +98,7 @@ def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
         if raced is not None and any(t.number == raced for t in ranked):
             return next(t for t in ranked if t.number == raced)
         return max(ranked, key=lambda t: (objective.sign() * t.user_attrs[objective.key],
-                                          -t.user_attrs.get("flops", 0), -t.number))
+                                          -t.user_attrs.get(Attr.FLOPS, 0), -t.number))
     try:
         number = int(which)
     except ValueError:
@@ -122,8 +122,8 @@ def race_best(study: optuna.Study) -> int | None:
     from .leaderboard import leaderboard
     from .ranking import stored_race
 
-    settings = study.user_attrs.get(study_lib.SETTINGS_ATTR)
-    if not settings or "race" not in study.user_attrs:
+    settings = study.user_attrs.get(StudyAttr.SETTINGS)
+    if not settings or StudyAttr.RACE not in study.user_attrs:
         return None
     space = load_space(settings["space"], base=settings["base"])
     race = stored_race(study, leaderboard(study, space.base.depths))
@@ -137,8 +137,8 @@ def race_best(study: optuna.Study) -> int | None:
 def _listing(trials: list[FrozenTrial]) -> str:
     if not trials:
         return "none yet"
-    shown = sorted(trials, key=lambda t: -(t.user_attrs.get("top1") or 0.0))[:12]
-    parts = [f"{t.number} ({t.user_attrs.get('top1', float('nan')):.2f}%)" for t in shown]
+    shown = sorted(trials, key=lambda t: -(t.user_attrs.get(Attr.TOP1) or 0.0))[:12]
+    parts = [f"{t.number} ({t.user_attrs.get(Attr.TOP1, float('nan')):.2f}%)" for t in shown]
     more = f" and {len(trials) - len(shown)} more" if len(trials) > len(shown) else ""
     return ", ".join(parts) + more
 
@@ -179,16 +179,16 @@ def readme(config: IFormerConfig, recipe: TrainRecipe, trial: FrozenTrial, study
         ratios = config.high_ratios()[start:start + depth]
         stages.append(f"{sum(ratios) / depth:.2f}")
         start += depth
-    top1 = attrs.get("top1")
-    proxy = attrs.get("proxy") or {}
-    role = attrs.get(study_lib.ROLE)
-    label = role if role != Role.BASELINE else f"baseline ({attrs.get(study_lib.BASELINE)})"
+    top1 = attrs.get(Attr.TOP1)
+    proxy = attrs.get(Attr.PROXY) or {}
+    role = attrs.get(Attr.ROLE)
+    label = role if role != Role.BASELINE else f"baseline ({attrs.get(Attr.BASELINE)})"
     return f"""# iFormer ramp exported from study `{study_name}`, trial {trial.number}
 
 | | |
 | --- | --- |
 | trial | {trial.number} ({label}) |
-| proxy top-1 | {f"{top1:.2f} %" if top1 is not None else "-"} after {attrs.get('epochs_reached', '?')} epochs at {proxy.get('resolution', '?')} px, width {proxy.get('width', '?')} |
+| proxy top-1 | {f"{top1:.2f} %" if top1 is not None else "-"} after {attrs.get(Attr.EPOCHS_REACHED, '?')} epochs at {proxy.get('resolution', '?')} px, width {proxy.get('width', '?')} |
 | attention heads per block (the ramp) | `{config.attention_heads}` |
 | mean C_h/C per stage | {' / '.join(stages)} |
 | FLOPs at 224 px | {iformer.count_flops(config, (IMAGENET_SIZE, IMAGENET_SIZE)) / 1e9:.3f} G |
@@ -275,10 +275,10 @@ def export_trial(location: study_lib.StudyLocation, which: str = "best",
                         f"written by `rampsearch run`, run that again for this study.")
     study = study_lib.load_study(location)
     trial = choose_trial(study, which)
-    config = imagenet_config(iformer.load_config(base_name), list(trial.user_attrs[study_lib.RAMP]))
+    config = imagenet_config(iformer.load_config(base_name), list(trial.user_attrs[Attr.RAMP]))
     recipe, files = write_export(out or location.folder / EXPORT_FOLDER, config, trial,
                                  location.name)
-    return ExportedModel(trial=trial.number, role=trial.user_attrs.get(study_lib.ROLE, ""),
-                         top1=trial.user_attrs.get("top1"), config=config, recipe=recipe,
+    return ExportedModel(trial=trial.number, role=trial.user_attrs.get(Attr.ROLE, ""),
+                         top1=trial.user_attrs.get(Attr.TOP1), config=config, recipe=recipe,
                          files=files)
 

@@ -43,13 +43,9 @@ from .leaderboard import compact_ramp
 from .objective import OBJECTIVES
 from .paired import seed_blocked
 from .proxy import ProxySettings
-from .states import Role, Status
+from .states import Attr, Role, Status, StudyAttr
 from .zero_cost import ZERO_COST_SCORES
 
-SETTING = "fidelity_setting"    # trial attribute: which setting trained it
-RAMP_LABEL = "ramp_label"       # trial attribute: baseline name or sampled_<i>
-CPUS = "cpus"                   # trial attribute: CPUs the trial ran on (for CPU-minutes)
-STUDY_ATTR = "fidelity"         # study attribute: the reference settings and zero-cost scores
 # The reference trains with other seeds than the proxy: with the same seed both would start
 # from the same weights and see the same batches first, which would make them agree by luck.
 SEED_OFFSET = {"proxy": 0, "reference": 100}  # every proxy setting starts at 0
@@ -154,8 +150,8 @@ def choose_ramps(space: SearchSpace, samples: int, budget: Budget | None = None,
 # ---------------------------------------------------------------------------------- jobs
 def measured(study: optuna.Study) -> set[tuple[tuple[int, ...], str, int]]:
     """(ramp, setting, seed) of every fidelity run that ended by itself."""
-    return {(tuple(t.user_attrs[study_lib.RAMP]), t.user_attrs.get(SETTING),
-             t.user_attrs.get("seed")) for t in study_lib.ended_trials(study, Role.FIDELITY)}
+    return {(tuple(t.user_attrs[Attr.RAMP]), t.user_attrs.get(Attr.FIDELITY_SETTING),
+             t.user_attrs.get(Attr.SEED)) for t in study_lib.ended_trials(study, Role.FIDELITY)}
 
 
 def fidelity_jobs(study: optuna.Study, ramps: Mapping[str, Sequence[int]], setting: str,
@@ -166,7 +162,8 @@ def fidelity_jobs(study: optuna.Study, ramps: Mapping[str, Sequence[int]], setti
     done = measured(study)
     first = SEED_OFFSET.get(setting, 0)
     return [FixedJob(Role.FIDELITY, f"{label} {setting} s{seed}", list(ramp), seed=seed,
-                     attrs={SETTING: setting, RAMP_LABEL: label, CPUS: cpus})
+                     attrs={Attr.FIDELITY_SETTING: setting, Attr.RAMP_LABEL: label,
+                            Attr.CPUS: cpus})
             for seed in range(first, first + seeds) for label, ramp in ramps.items()
             if (tuple(ramp), setting, seed) not in done]
 
@@ -178,12 +175,13 @@ def fidelity_runs(study: optuna.Study) -> pd.DataFrame:
     for trial in study_lib.ended_trials(study, Role.FIDELITY):
         attrs = trial.user_attrs
         rows.append({
-            "trial": trial.number, "label": attrs.get(RAMP_LABEL), "ramp": attrs[study_lib.RAMP],
-            "setting": attrs.get(SETTING), "seed": attrs.get("seed"),
-            "status": attrs.get("status"), "top1": attrs.get("top1"),
-            "val_loss": attrs.get("val_loss"),
-            "wall_s": attrs.get("wall_s"), "cpus": attrs.get(CPUS, 1.0),
-            "flops": attrs.get("flops"), "curve": dict(trial.intermediate_values)})
+            "trial": trial.number, "label": attrs.get(Attr.RAMP_LABEL),
+            "ramp": attrs[Attr.RAMP],
+            "setting": attrs.get(Attr.FIDELITY_SETTING), "seed": attrs.get(Attr.SEED),
+            "status": attrs.get(Attr.STATUS), "top1": attrs.get(Attr.TOP1),
+            "val_loss": attrs.get(Attr.VAL_LOSS),
+            "wall_s": attrs.get(Attr.WALL_S), "cpus": attrs.get(Attr.CPUS, 1.0),
+            "flops": attrs.get(Attr.FLOPS), "curve": dict(trial.intermediate_values)})
     return pd.DataFrame(rows, columns=["trial", "label", "ramp", "setting", "seed", "status",
                                        "top1", "val_loss", "wall_s", "cpus", "flops", "curve"])
 
@@ -530,7 +528,7 @@ def _num(value: Any, spec: str) -> str:
     return "-" if value is None or pd.isna(value) else format(float(value), spec)
 
 
-FIDELITY_SCORES = ("val_loss", "top1")
+FIDELITY_SCORES = tuple(OBJECTIVES)  # both scores are ranked
 
 
 def fidelity_tables(study: optuna.Study, depths: Sequence[int], score: str = "top1"
@@ -538,7 +536,7 @@ def fidelity_tables(study: optuna.Study, depths: Sequence[int], score: str = "to
     """(per-ramp table, summary against the reference, tau per epoch) of a study's runs by
     ``score``; the tau per epoch only for the score the study's learning curves hold."""
     runs = fidelity_runs(study)
-    zero_cost = study.user_attrs.get(STUDY_ATTR, {}).get("zero_cost", {})
+    zero_cost = study.user_attrs.get(StudyAttr.FIDELITY, {}).get("zero_cost", {})
     table = ramp_table(runs, zero_cost, depths, score)
     curves = study_lib.study_objective(study).key == score
     epochs = epoch_agreement(runs, table) if curves else pd.DataFrame(

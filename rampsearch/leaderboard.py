@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import study as study_lib
 from .objective import Objective
-from .states import PAPER, Role, Status
+from .states import INTERRUPTED, PAPER, Attr, Role, Status
 
 _STATUS_ORDER = {Status.COMPLETED: 0, Status.STOPPED: 1, Status.DIVERGED: 2,
                  Status.FAILED: 3, Status.WORKER_LOST: 4}
@@ -52,29 +52,29 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
-        role = attrs.get(study_lib.ROLE)
+        role = attrs.get(Attr.ROLE)
         if role not in (Role.CANDIDATE, Role.BASELINE) or not trial.state.is_finished():
             continue
-        if attrs.get(study_lib.END_REASON) == study_lib.INTERRUPTED:
+        if attrs.get(Attr.END_REASON) == INTERRUPTED:
             continue
-        ramp = attrs[study_lib.RAMP]
+        ramp = attrs[Attr.RAMP]
         rows.append({
             "trial": trial.number,
-            "role": role if role == Role.CANDIDATE else f"baseline:{attrs.get(study_lib.BASELINE)}",
+            "role": role if role == Role.CANDIDATE else f"baseline:{attrs.get(Attr.BASELINE)}",
             "ramp": compact_ramp(ramp, depths),
-            "ch_c_per_stage": stage_ratios(attrs.get("high_ratios", []), depths),
-            "gflops": attrs["flops"] / 1e9,
-            "params_m": attrs["params"] / 1e6,
-            "top1": attrs.get("top1"),
-            "top5": attrs.get("top5"),
-            "val_loss": attrs.get("val_loss"),
-            "epochs": attrs.get("epochs_reached", 0),
-            "status": attrs.get("status", trial.state.name.lower()),
-            "failure": study_lib.failure_kind(attrs.get("status")),
-            "within_budget": bool(attrs.get("within_budget", False)),
-            "end_reason": attrs.get(study_lib.END_REASON, ""),
+            "ch_c_per_stage": stage_ratios(attrs.get(Attr.HIGH_RATIOS, []), depths),
+            "gflops": attrs[Attr.FLOPS] / 1e9,
+            "params_m": attrs[Attr.PARAMS] / 1e6,
+            "top1": attrs.get(Attr.TOP1),
+            "top5": attrs.get(Attr.TOP5),
+            "val_loss": attrs.get(Attr.VAL_LOSS),
+            "epochs": attrs.get(Attr.EPOCHS_REACHED, 0),
+            "status": attrs.get(Attr.STATUS, trial.state.name.lower()),
+            "failure": study_lib.failure_kind(attrs.get(Attr.STATUS)),
+            "within_budget": bool(attrs.get(Attr.WITHIN_BUDGET, False)),
+            "end_reason": attrs.get(Attr.END_REASON, ""),
             "attention_heads": ",".join(str(a) for a in ramp),
-            "ch_c_per_block": ",".join(f"{r:.4f}" for r in attrs.get("high_ratios", [])),
+            "ch_c_per_block": ",".join(f"{r:.4f}" for r in attrs.get(Attr.HIGH_RATIOS, [])),
         })
     return pd.DataFrame(rows)
 

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import UserError
+from .states import Attr
 
 
 @dataclass(frozen=True)
 class Objective:
     """One score: its trial attribute, how to show it, and its direction."""
 
-    key: str          # trial attribute holding the final score ("val_loss", "top1")
+    key: str          # the trial attribute holding the final score (Attr.VAL_LOSS, Attr.TOP1)
     title: str        # column and axis title
     unit: str         # appended to numbers: "" or "%"
     maximize: bool
@@ -51,13 +52,14 @@ class Objective:
         return f"{value:{'+' if signed else ''}.{self.digits}f}{self.unit}"
 
 
-OBJECTIVES: dict[str, Objective] = {
-    "val_loss": Objective("val_loss", "val loss", "", maximize=False, digits=4),
-    "top1": Objective("top1", "top-1", "%", maximize=True, digits=2),
-}
-DEFAULT_OBJECTIVE = "val_loss"
+# Keys as plain strings: they are also option values, column names and Ray Tune's metric.
+OBJECTIVES: dict[str, Objective] = {objective.key: objective for objective in (
+    Objective(Attr.VAL_LOSS.value, "val loss", "", maximize=False, digits=4),
+    Objective(Attr.TOP1.value, "top-1", "%", maximize=True, digits=2),
+)}
+DEFAULT_OBJECTIVE = Attr.VAL_LOSS.value
 # Studies made before the objective was a setting optimised top-1.
-LEGACY_OBJECTIVE = "top1"
+LEGACY_OBJECTIVE = Attr.TOP1.value
 
 
 def get_objective(name: str) -> Objective:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from .leaderboard import compact_ramp
 from .objective import OBJECTIVES, Objective
-from .states import Role, Status
+from .states import Attr, Role, Status
 
 
 def format_duration(seconds: float) -> str:
@@ -24,7 +24,8 @@ def format_duration(seconds: float) -> str:
 
 @dataclass
 class Progress:
-    """Receives the searcher's events ("start", "epoch", "end") and prints them."""
+    """Receives the searcher's events ("start", "epoch", "end") and prints them. An "end"
+    event's info is what was recorded on the trial (``Attr`` keys), and "retrying"."""
 
     total_jobs: int
     concurrency: int
@@ -50,7 +51,7 @@ class Progress:
             began = self.running.pop(job.number, time.monotonic())
             self.trial_seconds.append(time.monotonic() - began)
             self.done += 1
-            status = info.get("status")
+            status = info.get(Attr.STATUS)
             if status == Status.STOPPED:
                 self.stopped += 1
             elif status == Status.WORKER_LOST:
@@ -71,18 +72,19 @@ class Progress:
         return mean * remaining / max(1, self.concurrency)
 
     def _line(self, job: Any, info: dict) -> None:
-        top1, loss = info.get("top1"), info.get("val_loss")
+        top1, loss = info.get(Attr.TOP1), info.get(Attr.VAL_LOSS)
         score = (f"loss {loss:6.4f}" if loss is not None else "loss    -  ") + "  " + (
             f"top-1 {top1:6.2f}%" if top1 is not None else "top-1    -  ")
         value = info.get(self.objective.key)
-        if info.get("status") == Status.COMPLETED and value is not None and job.role == Role.CANDIDATE:
+        status = info.get(Attr.STATUS)
+        if status == Status.COMPLETED and value is not None and job.role == Role.CANDIDATE:
             if self.best is None or self.objective.better(value, self.best[0]):
                 self.best = (value, job.label, list(job.ramp))
         self._clear()
         print(f"[{self.done:>3}/{self.total_jobs}] {job.label:<22} {score}  "
-              f"{info.get('status', '?'):<9} ep {info.get('epochs_reached', 0):>2}/{self.epochs}  "
+              f"{status or '?':<9} ep {info.get(Attr.EPOCHS_REACHED, 0):>2}/{self.epochs}  "
               f"{compact_ramp(job.ramp, self.depths)}"
-              + (f"  ({info.get('end_reason')})" if info.get("status") != Status.COMPLETED else "")
+              + (f"  ({info.get(Attr.END_REASON)})" if status != Status.COMPLETED else "")
               + ("; trained again" if info.get("retrying") else ""),
               file=self.stream, flush=True)
 

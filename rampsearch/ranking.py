@@ -24,10 +24,8 @@ from .bookkeeping import FixedJob
 from .objective import OBJECTIVES, Objective
 from .paired import PairedDifference
 from .race import RaceRules, RaceState, next_jobs, replay, verdicts
-from .states import PAPER, Role, Status
+from .states import PAPER, Attr, Role, Status, StudyAttr
 
-REEVAL_EPOCHS = "reeval_epochs"    # trial attribute: the race's fidelity
-SOURCE_TRIAL = "source_trial"      # trial attribute: the search trial whose ramp it re-trains
 RACE_COLUMNS = ["trial", "ramp", "seeds", "mean", "diff_vs_paper", "diff_low", "diff_high",
                 "verdict"]
 
@@ -48,10 +46,10 @@ def race_runs(study: optuna.Study, epochs: int, key: str
     runs: dict[int, dict[int, float | None]] = {}
     for trial in study_lib.ended_trials(study, Role.REEVAL):
         attrs = trial.user_attrs
-        if attrs.get(REEVAL_EPOCHS) != epochs:
+        if attrs.get(Attr.REEVAL_EPOCHS) != epochs:
             continue
-        value = attrs.get(key) if attrs.get("status") == Status.COMPLETED else None
-        runs.setdefault(int(attrs[SOURCE_TRIAL]), {})[int(attrs["seed"])] = (
+        value = attrs.get(key) if attrs.get(Attr.STATUS) == Status.COMPLETED else None
+        runs.setdefault(int(attrs[Attr.SOURCE_TRIAL]), {})[int(attrs[Attr.SEED])] = (
             float(value) if value is not None and math.isfinite(float(value)) else None)
     return runs
 
@@ -70,8 +68,8 @@ def race_jobs(pairs: list[tuple[Hashable, int]], chosen: pd.DataFrame, epochs: i
         row = rows[int(source)]
         ramp = [int(a) for a in row["attention_heads"].split(",")]
         jobs.append(FixedJob(Role.REEVAL, f"#{source} seed {seed}", ramp, seed=seed,
-                             attrs={SOURCE_TRIAL: int(source), "source_role": row["role"],
-                                    REEVAL_EPOCHS: epochs}))
+                             attrs={Attr.SOURCE_TRIAL: int(source),
+                                    Attr.SOURCE_ROLE: row["role"], Attr.REEVAL_EPOCHS: epochs}))
     return jobs
 
 
@@ -106,11 +104,12 @@ def race_result(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epo
                                                   if c not in RACE_COLUMNS])
     history = pd.DataFrame(state.history)
     runs = [t for t in study_lib.ended_trials(study, Role.REEVAL)
-            if t.user_attrs.get(REEVAL_EPOCHS) == epochs
-            and int(t.user_attrs[SOURCE_TRIAL]) in keys and t.user_attrs.get("seed") in rules.seeds]
+            if t.user_attrs.get(Attr.REEVAL_EPOCHS) == epochs
+            and int(t.user_attrs[Attr.SOURCE_TRIAL]) in keys
+            and t.user_attrs.get(Attr.SEED) in rules.seeds]
     return RaceResult(state, table, {"trial": paper, **score_means(scores, paper)}, history,
                       objective, epochs, len(runs),
-                      sum(float(t.user_attrs.get("wall_s") or 0.0) for t in runs))
+                      sum(float(t.user_attrs.get(Attr.WALL_S) or 0.0) for t in runs))
 
 
 def score_means(scores: Mapping[str, Mapping[int, Mapping[int, float | None]]], key: int
@@ -201,20 +200,18 @@ def verdict_paragraph(result: RaceResult) -> str:
     return textwrap.fill(text, width=100, subsequent_indent=" " * 11)
 
 
-RACE_ATTR = "race"   # study attribute: what the last race raced (its runs hold the results)
-
 
 def store_race(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epochs: int
                ) -> None:
     """Remember which ramps were raced, with which seeds, so the report can replay it."""
-    study.set_user_attr(RACE_ATTR, {"trials": [int(t) for t in chosen["trial"]],
-                                    "seeds": list(rules.seeds), "epochs": epochs,
-                                    "max_trainings": rules.max_trainings})
+    study.set_user_attr(StudyAttr.RACE, {"trials": [int(t) for t in chosen["trial"]],
+                                         "seeds": list(rules.seeds), "epochs": epochs,
+                                         "max_trainings": rules.max_trainings})
 
 
 def stored_race(study: optuna.Study, frame: pd.DataFrame) -> RaceResult | None:
     """The last race of the study, replayed from its runs (None when there was none)."""
-    race = study.user_attrs.get(RACE_ATTR)
+    race = study.user_attrs.get(StudyAttr.RACE)
     if not race or frame.empty:
         return None
     chosen = frame[frame["trial"].isin(race["trials"])]

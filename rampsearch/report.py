@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from . import study as study_lib
 from .objective import OBJECTIVES, Objective
 from .ranking import RaceResult, format_race, verdict_paragraph
-from .states import PAPER, Role, Status
+from .states import PAPER, Attr, Role, Status
 
 _PAPER_COLOR = "#d62728"
 _CANDIDATE_COLOR = "#1f77b4"
@@ -79,7 +79,7 @@ def ramp_curves(frame: pd.DataFrame, depths: Sequence[int], objective: Objective
 def history(study: optuna.Study, objective: Objective) -> go.Figure:
     numbers, scores, best, best_so_far = [], [], [], math.nan
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get(study_lib.ROLE) != Role.CANDIDATE:
+        if trial.user_attrs.get(Attr.ROLE) != Role.CANDIDATE:
             continue
         numbers.append(trial.number)
         scores.append(trial.values[0])
@@ -90,7 +90,7 @@ def history(study: optuna.Study, objective: Objective) -> go.Figure:
     fig.add_trace(go.Scatter(x=numbers, y=best, mode="lines", name="best so far",
                              line=dict(shape="hv")))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get(study_lib.BASELINE) == "paper":
+        if trial.user_attrs.get(Attr.BASELINE) == "paper":
             fig.add_hline(y=trial.values[0], line=dict(color=_PAPER_COLOR, dash="dash"),
                           annotation_text="paper ramp")
     fig.update_layout(title=f"Optimisation history of the objective ({objective.key})",
@@ -100,7 +100,7 @@ def history(study: optuna.Study, objective: Objective) -> go.Figure:
 
 def importances(study: optuna.Study, objective: Objective) -> go.Figure | None:
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.params and t.user_attrs.get(study_lib.ROLE) == Role.CANDIDATE]
+              if t.params and t.user_attrs.get(Attr.ROLE) == Role.CANDIDATE]
     if len(trials) < 3:
         return None
     # PED-ANOVA ranks parameters by how much they matter for a *low* target.
@@ -151,10 +151,10 @@ def learning_curves(study: optuna.Study, objective: Objective, limit: int = 30
                     ) -> go.Figure | None:
     fig = go.Figure()
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values
-              and t.user_attrs.get(study_lib.ROLE) in (Role.CANDIDATE, Role.BASELINE)]
+              and t.user_attrs.get(Attr.ROLE) in (Role.CANDIDATE, Role.BASELINE)]
     for trial in trials[:limit]:
         steps = sorted(trial.intermediate_values)
-        name = trial.user_attrs.get(study_lib.BASELINE) or f"trial {trial.number}"
+        name = trial.user_attrs.get(Attr.BASELINE) or f"trial {trial.number}"
         fig.add_trace(go.Scatter(x=steps, y=[trial.intermediate_values[s] for s in steps],
                                  mode="lines+markers", name=name, opacity=0.8))
     if not trials:

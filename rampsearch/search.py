@@ -37,7 +37,7 @@ from .data import ProxyData
 from .errors import UserError
 from .plan import SearchPlan
 from .proxy import ProxySettings
-from .states import Role, Status
+from .states import Attr, Role, Status
 
 RAY_CONNECT_TIMEOUT_S = 10.0  # for --ray-address: Ray itself retries an absent head for minutes
 
@@ -121,8 +121,8 @@ class RampSearcher(Searcher):
             job = Job(trial.number, ramp, Role.CANDIDATE, f"#{trial.number}")
         else:
             return Searcher.FINISHED
-        trial.set_user_attr("ray_trial_id", trial_id)
-        trial.set_user_attr(study_lib.ATTEMPT, self.lost.get(retry_key(job), 0) + 1)
+        trial.set_user_attr(Attr.RAY_TRIAL_ID, trial_id)
+        trial.set_user_attr(Attr.ATTEMPT, self.lost.get(retry_key(job), 0) + 1)
         self.live[trial_id] = (trial, job)
         self.on_event("start", job, {})
         return {"ramp": job.ramp, "optuna_trial": job.number, "role": job.role,
@@ -159,7 +159,7 @@ class RampSearcher(Searcher):
         if self.lost[key] > self.plan.worker_retries:
             return False
         if job.role == Role.CANDIDATE:
-            self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+            self.study.enqueue_trial(trial.params, user_attrs={Attr.REQUEUED_FROM: trial.number})
             self.candidates_left += 1
         else:
             self.pending.insert(0, self.fixed[job.number])

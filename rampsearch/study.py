@@ -4,6 +4,7 @@ The study storage is the single source of truth. Ray only executes trials; every
 of an Optuna trial is written by the driver, so a run killed at any moment leaves a storage
 that the next ``--resume`` can read: finished trials are kept as they are, trials that were
 running are marked failed (``end_reason = interrupted``) and their ramps queued again.
+The keys of trial and study attributes are ``Attr`` and ``StudyAttr`` (``rampsearch.states``).
 """
 
 from __future__ import annotations
@@ -26,21 +27,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError
 from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
-from .states import Role, Status
+from .states import INTERRUPTED, Attr, Role, Status, StudyAttr
 
-# Trial user attributes written by the search (read by rank, report and export).
-ROLE = "role"                  # "candidate" | "baseline" | "rejected"
-BASELINE = "baseline"          # name of the baseline ramp, for role == Role.BASELINE
-RAMP = "ramp"                  # attention heads per block
-END_REASON = "end_reason"      # why the trial ended, in words
-INTERRUPTED = "interrupted"
-STATUS = "status"              # completed | stopped | diverged | failed | worker_lost
-                               # failure, retried, never counted as the ramp's own
-FAILURE = "failure"            # "ramp" or "infrastructure", for trials that did not complete
-ATTEMPT = "attempt"            # 1 for a job's first training in a run, 2 for its first retry
 LOCK_FILE = "driver.lock"      # results/<study>/driver.lock: held by the driver training it
-
-SETTINGS_ATTR = "rampsearch"   # study user attribute holding StudySettings
 RUN_FILE = "run.json"          # results/<study>/run.json: where the study's storage is
 
 # Settings that may change between a run and its --resume without changing what is measured.
@@ -212,7 +201,7 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
     existing = {s.study_name for s in storage.get_all_studies()}
     if location.name in existing:
         study = optuna.load_study(study_name=location.name, storage=storage, sampler=sampler)
-        stored = study.user_attrs.get(SETTINGS_ATTR)
+        stored = study.user_attrs.get(StudyAttr.SETTINGS)
         if stored is None:
             raise UserError(f"study {location.name!r} in {location.storage_url} was not made by "
                             f"rampsearch; choose another --study name.")
@@ -230,7 +219,7 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
                         f"{location.storage_url} to resume; drop --resume to start it.")
     study = optuna.create_study(study_name=location.name, storage=storage, sampler=sampler,
                                 directions=directions)
-    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+    study.set_user_attr(StudyAttr.SETTINGS, settings.to_dict())
     with warnings.catch_warnings():  # experimental in Optuna, and exactly what the UI needs
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # The dashboard labels the objective with these names.
@@ -241,7 +230,7 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
 def study_objective(study: optuna.Study) -> Objective:
     """The objective a study optimises (top-1 for a study made before it was a setting, or
     one not made by rampsearch)."""
-    return objective_of(study.user_attrs.get(SETTINGS_ATTR, {}).get("objectives"))
+    return objective_of(study.user_attrs.get(StudyAttr.SETTINGS, {}).get("objectives"))
 
 
 def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
@@ -262,21 +251,21 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 
 def mark_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
     storage = study._storage  # the public BaseStorage of the study
-    storage.set_trial_user_attr(trial._trial_id, END_REASON, INTERRUPTED)
+    storage.set_trial_user_attr(trial._trial_id, Attr.END_REASON, INTERRUPTED)
     study.tell(trial.number, state=TrialState.FAIL)
-    role = trial.user_attrs.get(ROLE)
+    role = trial.user_attrs.get(Attr.ROLE)
     if role == Role.CANDIDATE and trial.params:
         # Same ramp again; the sampler's proposal is not lost.
-        study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+        study.enqueue_trial(trial.params, user_attrs={Attr.REQUEUED_FROM: trial.number})
 
 
 def ended_trials(study: optuna.Study, role: str) -> list[FrozenTrial]:
     """Trials of a role that ran to an end (completed, stopped early or failed by themselves),
     i.e. not interrupted, not lost with their Ray worker and not rejected before training."""
     return [t for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get(ROLE) == role and t.state.is_finished()
-            and t.user_attrs.get(END_REASON) != INTERRUPTED
-            and t.user_attrs.get(STATUS) != Status.WORKER_LOST]
+            if t.user_attrs.get(Attr.ROLE) == role and t.state.is_finished()
+            and t.user_attrs.get(Attr.END_REASON) != INTERRUPTED
+            and t.user_attrs.get(Attr.STATUS) != Status.WORKER_LOST]
 
 
 def failure_kind(status: str | None) -> str:
@@ -288,7 +277,7 @@ def failure_kind(status: str | None) -> str:
 
 
 def baselines_done(study: optuna.Study) -> set[str]:
-    return {t.user_attrs.get(BASELINE) for t in ended_trials(study, Role.BASELINE)}
+    return {t.user_attrs.get(Attr.BASELINE) for t in ended_trials(study, Role.BASELINE)}
 
 
 def queued_trials(study: optuna.Study) -> Iterable[FrozenTrial]:

@@ -8,7 +8,6 @@ import pytest
 from cli_runs import rampsearch
 
 from rampsearch import study as study_lib
-from rampsearch.fidelity import SETTING
 from rampsearch.states import Role
 
 pytestmark = pytest.mark.slow
@@ -35,13 +34,14 @@ def test_storage_holds_every_ramp_setting_and_seed(measured):
     results, _ = measured
     study, trials = fidelity_trials(results, "fid")
     assert len(trials) == 3 * 2 * 2
-    keys = {(t.user_attrs["ramp_label"], t.user_attrs[SETTING], t.user_attrs["seed"])
+    keys = {(t.user_attrs["ramp_label"], t.user_attrs["fidelity_setting"],
+             t.user_attrs["seed"])
             for t in trials}
     assert keys == {(label, setting, seed) for label in ("paper", "equal_split", "reverse_ramp")
                     for setting, seeds in (("proxy", (0, 1)), ("reference", (100, 101)))
                     for seed in seeds}
     for trial in trials:
-        epochs = 1 if trial.user_attrs[SETTING] == "proxy" else 2
+        epochs = 1 if trial.user_attrs["fidelity_setting"] == "proxy" else 2
         assert trial.user_attrs["status"] == "completed"
         assert trial.user_attrs["epochs_reached"] == epochs
         assert trial.user_attrs["proxy"]["epochs"] == epochs
@@ -99,7 +99,8 @@ def test_a_second_proxy_is_measured_on_the_same_ramps(measured):
     assert "proxy2: 0 of 6 trainings already in the study, 6 to run" in done.stdout
     assert "reference: 6 of 6 trainings already in the study, 0 to run" in done.stdout
     _, trials = fidelity_trials(results, "fid")
-    assert {t.user_attrs["seed"] for t in trials if t.user_attrs[SETTING] == "proxy2"} == {0, 1}
+    assert {t.user_attrs["seed"] for t in trials
+            if t.user_attrs["fidelity_setting"] == "proxy2"} == {0, 1}
     summary = pd.read_csv(results / "fid" / "fidelity_summary.csv")
     assert "proxy2" in set(summary["scorer"])
     swapped = TINY[:-4] + ["--proxy", "epochs=1,train_samples=64,val_samples=64,batch_size=64,"

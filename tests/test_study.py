@@ -17,6 +17,7 @@ from rampsearch.objective import OBJECTIVES
 from rampsearch.progress import Progress, format_duration
 from rampsearch.race import RaceRules
 from rampsearch.ranking import leaders, race_result
+from rampsearch.states import Attr, StudyAttr
 
 SMALL = iformer.preset("small")
 PAPER = SMALL.attention_heads
@@ -54,11 +55,28 @@ def add_trial(study: optuna.Study, ramp, role="candidate", status="completed", t
     return trial.number
 
 
+def test_attribute_keys_are_the_stored_words(tmp_path):
+    """Trials written with bare keys (older studies) read through Attr, and keys written
+    through Attr read back as plain strings."""
+    storage = f"sqlite:///{tmp_path / 'keys.db'}"
+    study = optuna.create_study(study_name="keys", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr("top1", 70.0)
+    trial.set_user_attr(Attr.VAL_LOSS, 1.5)
+    study.set_user_attr(StudyAttr.RACE, {"epochs": 1})
+    study.tell(trial, 1.5)
+    again = optuna.load_study(study_name="keys", storage=storage)
+    attrs = again.trials[0].user_attrs
+    assert attrs[Attr.TOP1] == 70.0 and attrs["val_loss"] == 1.5
+    assert again.user_attrs["race"] == {"epochs": 1}
+    assert all(type(key) is str for key in (*attrs, *again.user_attrs))
+
+
 def test_create_then_resume_and_mismatch(tmp_path):
     loc = location(tmp_path)
     sampler = optuna.samplers.RandomSampler(seed=0)
     study = study_lib.create_or_check_study(loc, settings(), sampler, resume=False)
-    assert study.user_attrs[study_lib.SETTINGS_ATTR]["budget_flops"] == 4_800_000_000
+    assert study.user_attrs["rampsearch"]["budget_flops"] == 4_800_000_000
     with pytest.raises(UserError, match="already exists. Add --resume"):
         study_lib.create_or_check_study(loc, settings(), sampler, resume=False)
     again = study_lib.create_or_check_study(loc, settings(), sampler, resume=True)

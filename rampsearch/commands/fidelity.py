@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import study as study_lib
 from ..errors import UserError
+from ..objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from ..options import (
     HelpFormatter,
     add_budget_resolution,
@@ -17,6 +18,7 @@ from ..options import (
     check_resources,
     ray_options,
 )
+from ..states import StudyAttr
 
 # More data, not only more epochs: small data sets favour convolution's prior, which a longer
 # schedule on the same images cannot reveal (docs/fidelity.md).
@@ -55,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the trusted setting; pairs change the first --proxy setting (default: "
              "train_samples=30000,epochs=1,val_samples=10000: six times the images, each seen "
              "once, at twice the default proxy's steps)")
-    add("--objective", default="val_loss", choices=("val_loss", "top1"),
+    add("--objective", default=DEFAULT_OBJECTIVE, choices=tuple(OBJECTIVES),
         help="score the learning curves record (both final scores are always ranked)")
     add("--no-zero-cost", dest="zero_cost", action="store_false",
         help="skip the zero-cost scores")
@@ -123,14 +125,13 @@ def open_study(plan: Any, reference: Any, proxies: dict[str, Any]) -> Any:
     setting); one stored under the same name with other settings is refused."""
     import optuna
 
-    from ..fidelity import STUDY_ATTR
 
     location = plan.location
     storage = study_lib.open_storage(location.storage_url)
     exists = location.name in {s.study_name for s in storage.get_all_studies()}
     study = study_lib.create_or_check_study(location, plan.settings,
                                             optuna.samplers.RandomSampler(seed=0), resume=exists)
-    stored = study.user_attrs.get(STUDY_ATTR, {})
+    stored = study.user_attrs.get(StudyAttr.FIDELITY, {})
     if exists and stored.get("reference") != reference.to_dict():
         differences = study_lib.settings_differences(stored.get("reference") or {},
                                                      reference.to_dict())
@@ -147,7 +148,7 @@ def open_study(plan: Any, reference: Any, proxies: dict[str, Any]) -> Any:
         known[name] = settings.to_dict()
     if not exists:
         stored = {"reference": reference.to_dict(), "zero_cost": {}}
-    study.set_user_attr(STUDY_ATTR, {**stored, "proxies": known})
+    study.set_user_attr(StudyAttr.FIDELITY, {**stored, "proxies": known})
     study_lib.write_run_file(location, plan.settings, trials=0)
     return study
 
@@ -217,11 +218,10 @@ def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
                     ramps: dict[str, list[int]], proxy: Any) -> None:
     """Zero-cost scores of every ramp on its proxy model, mean over the seeds; kept in the
     study so the report can show them. Only ramps not scored yet are scored."""
-    from ..fidelity import STUDY_ATTR
     from ..proxy import load_data_for
     from ..zero_cost import ZERO_COST_SCORES, zero_cost_scores
 
-    stored = dict(study.user_attrs.get(STUDY_ATTR, {}))
+    stored = dict(study.user_attrs.get(StudyAttr.FIDELITY, {}))
     scores = dict(stored.get("zero_cost", {}))
     missing = {label: ramp for label, ramp in ramps.items()
                if scores.get(label, {}).get("ramp") != ramp
@@ -238,7 +238,7 @@ def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
                          **{name: sum(s[name] for s in per_seed) / len(per_seed)
                             for name in ZERO_COST_SCORES}}
     stored["zero_cost"] = scores
-    study.set_user_attr(STUDY_ATTR, stored)
+    study.set_user_attr(StudyAttr.FIDELITY, stored)
 
 
 def report(study: Any, plan: Any) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import study as study_lib
 from ..errors import UserError
 from ..options import add_study_arguments, study_at
+from ..states import StudyAttr
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +41,7 @@ def write_report(location: study_lib.StudyLocation, out: Path | None = None) -> 
     fidelity = {score: pair for score, pair in fidelity.items() if not pair[0].empty}
     if frame.empty and not fidelity:
         raise UserError(f"study {location.name!r} has no trained trial yet; nothing to report.")
-    budget_flops = study.user_attrs[study_lib.SETTINGS_ATTR]["budget_flops"]
+    budget_flops = study.user_attrs[StudyAttr.SETTINGS]["budget_flops"]
     page, _ = build_report(study, frame, space.base.depths, budget_flops,
                            stored_race(study, frame),
                            fidelity=fidelity or None)
