@@ -118,7 +118,7 @@ def whole_number(value: Any, flag: str) -> int:
 def add_race_arguments(parser: argparse.ArgumentParser | Any, reeval_top: int = 0) -> None:
     """The race's flags (`rank` and `run`); ``reeval_top``: leaders raced by default."""
     parser.add_argument("--reeval-top", type=int, metavar="K", default=reeval_top,
-                        help="race the top K candidates against the paper's ramp (0: no race)")
+                        help="race the top K candidates against the paper's ramp; 0: no race")
     parser.add_argument("--max-seeds", type=int, metavar="S", default=RACE_DEFAULTS["max_seeds"],
                         help="most seeds per raced ramp")
     parser.add_argument("--max-trainings", type=int, metavar="N",
