@@ -116,7 +116,8 @@ def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
 
 
 def race_best(study: optuna.Study) -> int | None:
-    """The trial number of the best candidate of the study's race, if it raced."""
+    """The trial number of the candidate the study's race ended with (its verdict's), if it
+    raced."""
     from search_spaces import load_space
 
     from .leaderboard import leaderboard
@@ -127,11 +128,9 @@ def race_best(study: optuna.Study) -> int | None:
         return None
     space = load_space(settings["space"], base=settings["base"])
     race = stored_race(study, leaderboard(study, space.base.depths))
-    if race is None or race.table.empty:
+    if race is None or race.reported is None:
         return None
-    order = race.table.sort_values("mean", ascending=not race.objective.maximize)
-    alive = order[~order["standing"].str.startswith(("dropped", "failed"))]
-    return int((alive if len(alive) else order)["trial"].iloc[0])
+    return int(race.reported)  # the leader the race's verdict speaks of
 
 
 def _listing(trials: list[FrozenTrial]) -> str:

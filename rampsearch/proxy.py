@@ -118,6 +118,7 @@ PROXY_FLAGS = {
     "resolution": f"image side in px, >= {MIN_RESOLUTION}",
     "epochs": "epochs per trial",
     "train_samples": "training images per trial",
+    "val_samples": "validation images each trial is scored on",
     "batch_size": "batch size",
     "lr": "peak AdamW learning rate",
 }

@@ -23,7 +23,7 @@ from . import study as study_lib
 from .bookkeeping import FixedJob
 from .objective import OBJECTIVES, Objective
 from .paired import PairedDifference
-from .race import RaceRules, RaceState, next_jobs, replay, verdicts
+from .race import RaceRules, RaceState, next_jobs, replay, reported_leader, verdicts
 from .states import PAPER, Attr, Role, Status, StudyAttr
 
 RACE_COLUMNS = ["trial", "ramp", "seeds", "mean", "diff_vs_paper", "diff_low", "diff_high",
@@ -85,6 +85,7 @@ class RaceResult:
     epochs: int
     trainings: int = 0        # race runs of these ramps that ended
     train_s: float = 0.0      # their training wall time, summed
+    reported: int | None = None  # the leader the verdict speaks of (race.reported_leader)
 
 
 def race_result(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epochs: int,
@@ -109,7 +110,8 @@ def race_result(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epo
             and t.user_attrs.get(Attr.SEED) in rules.seeds]
     return RaceResult(state, table, {"trial": paper, **score_means(scores, paper)}, history,
                       objective, epochs, len(runs),
-                      sum(float(t.user_attrs.get(Attr.WALL_S) or 0.0) for t in runs))
+                      sum(float(t.user_attrs.get(Attr.WALL_S) or 0.0) for t in runs),
+                      reported_leader(state, diffs, objective))
 
 
 def score_means(scores: Mapping[str, Mapping[int, Mapping[int, float | None]]], key: int
@@ -173,11 +175,9 @@ def verdict_paragraph(result: RaceResult) -> str:
     if table.empty:
         return "verdict    no leader could be raced against the paper's ramp."
     state = result.state
-    best = state.best
-    if best == result.paper["trial"] or best is None:
-        row = table.sort_values("mean", ascending=not objective.maximize).iloc[0]
-    else:
-        row = table[table["trial"] == best].iloc[0]
+    if result.reported is None:
+        return "verdict    no leader has a score to compare with the paper's ramp."
+    row = table[table["trial"] == result.reported].iloc[0]
     direction = "lower is better" if not objective.maximize else "higher is better"
     diff = (f"{objective.format(row['diff_vs_paper'], signed=True)} {objective.title} "
             f"({direction}; 95% interval {objective.format(row['diff_low'], signed=True)} to "

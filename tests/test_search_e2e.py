@@ -30,8 +30,10 @@ pytestmark = pytest.mark.slow
 BUDGET = 4_800_000_000
 BASELINES = {"paper", "equal_split", "reverse_ramp", "all_attention_but_one",
              "one_attention_head"}
-TINY_PROXY = ["--data", "synthetic", "--epochs", "2", "--train-samples", "128",
-              "--batch-size", "64", "--width", "0.125"]
+# Validation on 2,000 images keeps each trial running long enough to be killed in the middle.
+KILLABLE_PROXY = ["--data", "synthetic", "--epochs", "2", "--train-samples", "128",
+                  "--batch-size", "64", "--width", "0.125"]
+TINY_PROXY = [*KILLABLE_PROXY, "--val-samples", "64"]
 
 
 def ended(study: optuna.Study, role: str) -> list:
@@ -153,7 +155,7 @@ def _poll_studies(port: int, timeout: float = 60.0) -> list[str]:
 
 def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
     args = [sys.executable, "-m", "rampsearch", "run", "--budget", "4.8GFLOPs", "--trials", "3",
-            "--results", str(tmp_path), "--study", "killed", *TINY_PROXY]
+            "--results", str(tmp_path), "--study", "killed", *KILLABLE_PROXY]
     driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=environment(), start_new_session=True)
     database = tmp_path / "killed" / "study.db"
@@ -205,7 +207,7 @@ def test_diverging_trials_are_recorded_and_the_study_finishes(tmp_path):
     done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "1", "--results",
                       str(tmp_path), "--study", "nan", "--lr", "1e12", "--data", "synthetic",
                       "--epochs", "1", "--train-samples", "64", "--batch-size", "32",
-                      "--width", "0.125")
+                      "--val-samples", "64", "--width", "0.125")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     study = load(tmp_path, "nan")
     trained = ended(study, "candidate") + ended(study, "baseline")
@@ -292,7 +294,7 @@ def test_asha_stops_weak_trials_which_never_rank_above_full_ones(tmp_path):
                       "--reeval-top", "0",
                       "--results", str(tmp_path), "--study", "asha", "--data", "synthetic",
                       "--epochs", "4", "--train-samples", "128", "--batch-size", "64",
-                      "--width", "0.125")
+                      "--val-samples", "64", "--width", "0.125")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     study = load(tmp_path, "asha")
     trained = ended(study, "candidate") + ended(study, "baseline")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -178,17 +179,20 @@ def run(args: argparse.Namespace) -> int:
     for name, settings in proxies.items():
         print(f"{name:<10} {describe_settings(settings)}")
     print(f"reference  {describe_settings(reference)}")
-    for name, settings in (*proxies.items(), ("reference", reference)):
-        if args.train and train_setting(study, plan, args, ramps, name, settings) == 130:
-            return 130
+    with contextlib.ExitStack() as ray_up:  # one Ray session for every setting that trains
+        for name, settings in (*proxies.items(), ("reference", reference)):
+            if args.train and train_setting(study, plan, args, ramps, name, settings,
+                                            ray_up) == 130:
+                return 130
     if args.zero_cost:
         store_zero_cost(study, plan, args, ramps, proxy)
     return report(study, plan)
 
 
 def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[str, list[int]],
-                  name: str, settings: Any) -> int:
-    """Train the (ramp, seed) pairs of one setting that have no ended run yet."""
+                  name: str, settings: Any, ray_up: contextlib.ExitStack) -> int:
+    """Train the (ramp, seed) pairs of one setting that have no ended run yet; Ray is started
+    into ``ray_up`` by the first setting that trains and kept up for the others."""
     from ..fidelity import fidelity_jobs
 
     study_lib.recover_interrupted(study)
@@ -199,9 +203,10 @@ def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[s
         return 0
     from ..progress import Progress
     from ..proxy import load_data_for
-    from ..search import execute  # imports Ray
+    from ..search import execute, ray_session  # imports Ray
 
     data = load_data_for(args.data, settings)
+    ray_up.enter_context(ray_session(plan))
     setting_plan = dataclasses.replace(plan, proxy=settings)
     progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
                         depths=plan.space.base.depths, epochs=settings.epochs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 
 from .. import study as study_lib
@@ -100,17 +101,21 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
         nonlocal data
         from ..progress import Progress
         from ..proxy import load_data_for
-        from ..search import execute  # imports Ray
+        from ..search import execute, ray_session  # imports Ray
 
         if data is None:
             data = load_data_for(plan.settings.data, proxy)
+        # Ray starts with the first round that trains and stays up for the rest (a no-op
+        # inside `run`, whose session is already up); a replayed race starts nothing.
+        ray_up.enter_context(ray_session(race_plan))
         progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
                             depths=plan.space.base.depths, epochs=epochs, objective=objective)
         outcome = execute(study, race_plan, data, jobs, 0, progress)
         progress.finish()
         return outcome.interrupted
 
-    result, interrupted = race_rounds(study, chosen, rules, epochs, objective, train)
+    with contextlib.ExitStack() as ray_up:
+        result, interrupted = race_rounds(study, chosen, rules, epochs, objective, train)
     store_race(study, chosen, rules, epochs)
     print()
     print(format_race(result))
