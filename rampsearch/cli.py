@@ -83,22 +83,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def typed(parser: argparse.ArgumentParser, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with each string for an option that has a ``type`` converted by it (a quoted
-    number in a file counts as the number). argparse would convert a string default itself,
-    but a failure would end in its usage text, not in one line."""
+    """``values`` as the command line would give them: a string for an option that has a
+    ``type`` converted by it (a quoted number in a file counts as the number), a number for a
+    text option (a path, a name, a budget) as its text, anything else for a text option
+    refused. argparse would convert a string default itself, but a failure would end in its
+    usage text, not in one line."""
     # argparse lists its options in _actions only; its own set_defaults reads them there.
-    types = {action.dest: action for action in parser._actions if action.type is not None}
+    # nargs None: an option that takes one value (not a switch such as --resume).
+    options = {action.dest: action for action in parser._actions
+               if action.option_strings and action.nargs is None}
     converted = dict(values)
     for key, value in values.items():
-        action = types.get(key)
-        if action is None or not isinstance(value, str):
+        action = options.get(key)
+        if action is None:
+            continue
+        flag = action.option_strings[-1]
+        if action.type is None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                converted[key] = str(value)
+            elif not isinstance(value, str):
+                raise UserError(f"{flag} must be one value written as text or a number, got "
+                                f"{value!r}.")
+            continue
+        if not isinstance(value, str):
             continue
         try:
             converted[key] = action.type(value)
         except (TypeError, ValueError, argparse.ArgumentTypeError):
             kind = KIND_NAMES.get(action.type, "a valid value")
-            raise UserError(f"{action.option_strings[-1]} must be {kind}, got {value!r}."
-                            ) from None
+            raise UserError(f"{flag} must be {kind}, got {value!r}.") from None
     return converted
 
 

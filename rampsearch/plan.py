@@ -143,7 +143,7 @@ def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:
         "base": stored["base"], "space": stored["space"], "data": stored["data"],
         "sampler": stored["sampler"], "seed": stored["seed"], "scheduler": stored["scheduler"],
         "budget": str(stored["budget_flops"]),
-        "budget_resolution": tuple(stored["budget_img_size"]),
+        "budget_resolution": "x".join(str(side) for side in stored["budget_img_size"]),
         "trials": stored.get("trials"), "study": location.name, "storage": payload["storage"],
         "results": str(location.results_dir), "proxy": stored["proxy"],
         "objective": objective_of(stored.get("objectives")).key,

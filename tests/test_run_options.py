@@ -31,9 +31,16 @@ def test_config_values_are_converted_as_flags_are(tmp_path):
     config.write_text("trials: '5'\nbudget-resolution: 256\nlr: '1e-3'\nmax-concurrent: null\n")
     args = parse("--config", str(config))
     assert args.trials == 5 and args.lr == 1e-3 and args.max_concurrent is None
-    assert args.budget_resolution == 256
+    assert args.budget_resolution == "256" and args.budget_resolution == parse(
+        "--budget-resolution", "256").budget_resolution  # as the command line gives it
+    config.write_text("results: 5\nbudget: 4800000000\n")
+    assert (parse("--config", str(config)).results, parse("--config", str(config)).budget) == (
+        "5", "4800000000")
     config.write_text("seed: five\n")
     with pytest.raises(UserError, match="--seed must be an integer, got 'five'"):
+        parse("--config", str(config))
+    config.write_text("study: [1]\n")
+    with pytest.raises(UserError, match=r"--study must be one value .*, got \[1\]"):
         parse("--config", str(config))
 
 
