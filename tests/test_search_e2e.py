@@ -130,9 +130,13 @@ def test_dashboard_serves_the_study(searched):
     try:
         names = _poll_studies(port)
         assert "e2e" in names
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard", timeout=30) as page:
+            assert b"<html" in page.read().lower()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.terminate()  # SIGTERM, as a service manager stops it: a clean exit
+        code = server.wait(timeout=60)
+    output = server.stdout.read().decode()
+    assert code == 0 and "dashboard stopped" in output and "Traceback" not in output
 
 
 def _free_port() -> int:

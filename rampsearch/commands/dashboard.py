@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import socketserver
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from .. import study as study_lib
 from ..errors import UserError
@@ -26,18 +29,50 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port} is not a TCP port; give one from 1 to 65535 "
                         f"(8080 by default).")
-    from optuna_dashboard import run_server
+    from optuna_dashboard import wsgi
 
     if args.storage:
         url = args.storage
     else:
         url = study_lib.find_study(args.results, args.study).storage_url
-    storage = study_lib.open_storage(url)
-    print(f"Optuna dashboard on http://{args.host}:{args.port}/ serving {url} (Ctrl-C to stop)",
-          flush=True)
+    app = wsgi(study_lib.open_storage(url))
     try:
-        run_server(storage, host=args.host, port=args.port)
+        server = make_server(args.host, args.port, app, server_class=ThreadingWSGIServer,
+                             handler_class=QuietHandler)
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}. Choose "
                         f"another --port.") from None
+    print(f"Optuna dashboard on http://{args.host}:{args.port}/ serving {url} (Ctrl-C to stop)",
+          flush=True)
+    serve_until_interrupted(server)
+    print("dashboard stopped", flush=True)
     return 0
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """A browser's parallel requests are served at once; none outlives the server."""
+
+    daemon_threads = True
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No line per request: the dashboard polls the storage every few seconds."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def serve_until_interrupted(server: WSGIServer) -> None:
+    """Serve from a thread until Ctrl-C or SIGTERM (the CLI turns it into Ctrl-C) reaches the
+    main thread, then stop cleanly. Requests run in other threads, so no request handler
+    can swallow the interrupt (wsgiref's catches every exception, KeyboardInterrupt too)."""
+    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
