@@ -196,27 +196,10 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
                           sampler: optuna.samplers.BaseSampler, resume: bool) -> optuna.Study:
     """Create the study, or reopen it for --resume after checking it measures the same thing."""
     storage = open_storage(location.storage_url)
+    if check_start(storage, location, settings, resume):
+        return optuna.load_study(study_name=location.name, storage=storage, sampler=sampler)
     objective = objective_of(settings.objectives)
     directions = [objective.direction] + ["minimize"] * (len(settings.objectives) - 1)
-    existing = {s.study_name for s in storage.get_all_studies()}
-    if location.name in existing:
-        study = optuna.load_study(study_name=location.name, storage=storage, sampler=sampler)
-        stored = study.user_attrs.get(StudyAttr.SETTINGS)
-        if stored is None:
-            raise UserError(f"study {location.name!r} in {location.storage_url} was not made by "
-                            f"rampsearch; choose another --study name.")
-        differences = settings_differences(stored, settings.to_dict())
-        if differences:
-            raise UserError(f"study {location.name!r} already exists with other settings "
-                            f"({'; '.join(differences)}). Resume it with the same settings, or "
-                            f"start a new study with --study NEW_NAME.")
-        if not resume:
-            raise UserError(f"study {location.name!r} already exists. Add --resume to continue "
-                            f"it, or choose a new name with --study NEW_NAME.")
-        return study
-    if resume:
-        raise UserError(f"--resume: there is no study {location.name!r} in "
-                        f"{location.storage_url} to resume; drop --resume to start it.")
     study = optuna.create_study(study_name=location.name, storage=storage, sampler=sampler,
                                 directions=directions)
     study.set_user_attr(StudyAttr.SETTINGS, settings.to_dict())
@@ -225,6 +208,54 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
         # The dashboard labels the objective with these names.
         study.set_metric_names([objective.key] + (["GFLOPs"] if len(directions) > 1 else []))
     return study
+
+
+def check_study_can_start(location: StudyLocation, settings: StudySettings,
+                          resume: bool) -> None:
+    """The refusals of :func:`create_or_check_study`, made without creating anything (a
+    storage file that does not exist yet holds no study), so that a run that cannot start
+    says so before Ray starts."""
+    file = storage_file(location.storage_url)
+    if file is not None and not file.exists():
+        check_start(None, location, settings, resume)
+    else:
+        check_start(open_storage(location.storage_url), location, settings, resume)
+
+
+def check_start(storage: BaseStorage | None, location: StudyLocation, settings: StudySettings,
+                resume: bool) -> bool:
+    """Whether the study exists in ``storage`` (None: no storage yet) and may be resumed;
+    a UserError when it exists with other settings, exists without --resume, or is absent
+    with --resume."""
+    names = set() if storage is None else {s.study_name for s in storage.get_all_studies()}
+    if location.name not in names:
+        if resume:
+            raise UserError(f"--resume: there is no study {location.name!r} in "
+                            f"{location.storage_url} to resume; drop --resume to start it.")
+        return False
+    study_id = storage.get_study_id_from_name(location.name)
+    stored = storage.get_study_user_attrs(study_id).get(StudyAttr.SETTINGS)
+    if stored is None:
+        raise UserError(f"study {location.name!r} in {location.storage_url} was not made by "
+                        f"rampsearch; choose another --study name.")
+    differences = settings_differences(stored, settings.to_dict())
+    if differences:
+        raise UserError(f"study {location.name!r} already exists with other settings "
+                        f"({'; '.join(differences)}). Resume it with the same settings, or "
+                        f"start a new study with --study NEW_NAME.")
+    if not resume:
+        raise UserError(f"study {location.name!r} already exists. Add --resume to continue "
+                        f"it, or choose a new name with --study NEW_NAME.")
+    return True
+
+
+def storage_file(url: str) -> Path | None:
+    """The file a SQLite URL or a journal path keeps its studies in; None for a server."""
+    if "://" not in url:
+        return Path(url)
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
 
 
 def study_objective(study: optuna.Study) -> Objective:

@@ -89,6 +89,20 @@ def test_create_then_resume_and_mismatch(tmp_path):
                                         resume=True)
 
 
+def test_a_study_that_cannot_start_is_refused_before_anything_is_created(tmp_path):
+    loc = location(tmp_path, "fresh")
+    study_lib.check_study_can_start(loc, settings(), resume=False)  # may start
+    with pytest.raises(UserError, match="no study 'fresh'"):
+        study_lib.check_study_can_start(loc, settings(), resume=True)
+    assert not list(tmp_path.iterdir())  # no storage file, no folder
+    study_lib.create_or_check_study(loc, settings(), optuna.samplers.RandomSampler(), False)
+    study_lib.check_study_can_start(loc, settings(), resume=True)
+    with pytest.raises(UserError, match="already exists. Add --resume"):
+        study_lib.check_study_can_start(loc, settings(), resume=False)
+    with pytest.raises(UserError, match="other settings.*seed"):
+        study_lib.check_study_can_start(loc, settings(seed=5), resume=True)
+
+
 def test_run_file_and_find_latest(tmp_path):
     for name in ("first", "second"):
         loc = location(tmp_path, name)

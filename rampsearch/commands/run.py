@@ -148,8 +148,10 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import Progress
     from ..search import ray_session, run_search  # imports Ray
 
-    # Ray first: the cluster must be able to run a trial before anything is written. It is
-    # kept up for the search and its race.
+    # What the storage would refuse is refused before Ray starts; then Ray: the cluster must
+    # be able to run a trial before anything is written. It is kept up for the search and
+    # its race.
+    study_lib.check_study_can_start(plan.location, plan.settings, resume=args.resume)
     with ray_session(plan):
         study = study_lib.create_or_check_study(plan.location, plan.settings, sampler,
                                                 resume=args.resume)
