@@ -83,36 +83,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def typed(parser: argparse.ArgumentParser, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` as the command line would give them: a string for an option that has a
-    ``type`` converted by it (a quoted number in a file counts as the number), a number for a
-    text option (a path, a name, a budget) as its text, anything else for a text option
-    refused. argparse would convert a string default itself, but a failure would end in its
-    usage text, not in one line."""
+    """``values`` (from a --config file or a stored study) as the command line would give
+    them, or a UserError in one line: argparse converts and checks a default neither by its
+    ``choices`` nor, failing, without its usage text."""
     # argparse lists its options in _actions only; its own set_defaults reads them there.
     # nargs None: an option that takes one value (not a switch such as --resume).
     options = {action.dest: action for action in parser._actions
                if action.option_strings and action.nargs is None}
-    converted = dict(values)
-    for key, value in values.items():
-        action = options.get(key)
-        if action is None:
-            continue
-        flag = action.option_strings[-1]
-        if action.type is None:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                converted[key] = str(value)
-            elif not isinstance(value, str):
-                raise UserError(f"{flag} must be one value written as text or a number, got "
-                                f"{value!r}.")
-            continue
-        if not isinstance(value, str):
-            continue
-        try:
-            converted[key] = action.type(value)
-        except (TypeError, ValueError, argparse.ArgumentTypeError):
-            kind = KIND_NAMES.get(action.type, "a valid value")
-            raise UserError(f"{flag} must be {kind}, got {value!r}.") from None
-    return converted
+    return {key: option_value(options[key], value) if key in options else value
+            for key, value in values.items()}
+
+
+def option_value(action: argparse.Action, value: Any) -> Any:
+    """One value of a file as the option's own: written out as on the command line, then
+    converted by the option's ``type`` and checked against its ``choices``."""
+    flag = action.option_strings[-1]
+    kind = action.type or str
+    if isinstance(value, float) and value.is_integer() and kind is int:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        example = "" if action.default is None else f" (e.g. {action.default})"
+        raise UserError(f"{flag} must be one value written as on the command line{example}, "
+                        f"got {value!r}.")
+    try:
+        result = kind(str(value))
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        raise UserError(f"{flag} must be {KIND_NAMES.get(kind, 'a valid value')}, got "
+                        f"{value!r}.") from None
+    if action.choices is not None and result not in action.choices:
+        raise UserError(f"{flag} must be one of {', '.join(map(str, action.choices))}, got "
+                        f"{value!r}.")
+    return result
 
 
 def interrupt_on_sigterm() -> None:

@@ -78,8 +78,8 @@ def is_exportable(trial: FrozenTrial) -> bool:
 
 
 def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
-    """``best`` or a trial number. ``best`` is the race's best candidate when the study
-    raced its leaders (the seed-paired measurement), else the completed, within-budget
+    """``best`` or a trial number. ``best`` is the leader the race's verdict names when the
+    study raced its leaders (the seed-paired measurement), else the completed, within-budget
     candidate or baseline with the best proxy score by the study's objective (fewer FLOPs
     break ties)."""
     trials = study.get_trials(deepcopy=False)

@@ -47,10 +47,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def budget_resolution(value: Any) -> tuple[int, int]:
-    """--budget-resolution (N or HxW, from the command line or a --config file, or the
-    (H, W) a study stored) as (height, width)."""
-    if isinstance(value, (tuple, list)):
-        return int(value[0]), int(value[-1])
+    """--budget-resolution (N or HxW, from the command line, a --config file or a stored
+    study) as (height, width)."""
     return iformer.parse_image_size(value, "--budget-resolution")
 
 

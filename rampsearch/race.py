@@ -12,7 +12,7 @@ The state of a race is never stored: it is replayed from the runs in the study, 
 interrupted race resumes by training only the (ramp, seed) pairs it still lacks, and the
 same runs always give the same verdict. Like F-Race, each round tests at the 95% level
 without correcting for the repeated looks; the final verdict's interval is the one printed.
-Simulated on equal ramps (tests/test_paired.py; docs/fidelity.md), the verdict of 2 leaders
+Simulated on equal ramps (README; tests/test_paired.py bounds it), the verdict of 2 leaders
 against the paper's ramp over up to 4 seeds claims a difference about 6% of the time (4.5%
 "better"): the repeated looks cost little because a race only stops early when the best is
 separated from every other leader as well.
@@ -144,9 +144,10 @@ def verdicts(state: RaceState, scores: Mapping[Hashable, Mapping[int, float | No
 def reported_leader(state: RaceState, diffs: Mapping[Hashable, PairedDifference],
                     objective: Objective) -> Hashable | None:
     """The leader a race's verdict speaks of: the race's best, or, when the paper's ramp is
-    the best, the leader closest to it. ``diffs``: each leader's difference to the paper's
-    ramp (:func:`verdicts`)."""
-    if state.best in diffs:
+    the best, the surviving leader closest to it (a leader that failed to train never).
+    ``diffs``: each leader's difference to the paper's ramp (:func:`verdicts`)."""
+    if state.best in diffs and state.best not in state.failed:
         return state.best
-    finite = [k for k, d in diffs.items() if math.isfinite(d.mean)]
-    return max(finite, key=lambda k: objective.sign() * diffs[k].mean) if finite else None
+    finite = [k for k, d in diffs.items() if math.isfinite(d.mean) and k not in state.failed]
+    alive = [k for k in finite if k in state.survivors] or finite
+    return max(alive, key=lambda k: objective.sign() * diffs[k].mean) if alive else None

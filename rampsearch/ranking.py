@@ -176,7 +176,8 @@ def verdict_paragraph(result: RaceResult) -> str:
         return "verdict    no leader could be raced against the paper's ramp."
     state = result.state
     if result.reported is None:
-        return "verdict    no leader has a score to compare with the paper's ramp."
+        return ("verdict    no leader has a score to compare with the paper's ramp"
+                + (f": {result.state.reason}." if result.state.reason else "."))
     row = table[table["trial"] == result.reported].iloc[0]
     direction = "lower is better" if not objective.maximize else "higher is better"
     diff = (f"{objective.format(row['diff_vs_paper'], signed=True)} {objective.title} "
@@ -198,7 +199,6 @@ def verdict_paragraph(result: RaceResult) -> str:
     text += (f" The race stopped: {state.reason or 'not finished'}; it took "
              f"{result.trainings} trainings, {result.train_s / 60:.1f} training-minutes.")
     return textwrap.fill(text, width=100, subsequent_indent=" " * 11)
-
 
 
 def store_race(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epochs: int

@@ -135,8 +135,9 @@ def open_storage(url: str) -> BaseStorage:
                             f"(sqlite:///path/study.db, postgresql://...) or a journal file path.")
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    file = storage_file(url)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
     try:
         # A generous SQLite timeout: the dashboard reads while the driver writes.
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
@@ -254,7 +255,7 @@ def storage_file(url: str) -> Path | None:
     if "://" not in url:
         return Path(url)
     if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///"))
+        return Path(url.removeprefix("sqlite:///").partition("?")[0])
     return None
 
 

@@ -134,6 +134,24 @@ def test_race_direction_follows_the_objective():
     assert down.best == "paper" and down.finished and down.dropped == {"a": 1}
 
 
+def test_the_verdict_never_speaks_of_a_leader_that_failed_to_train():
+    rules = RaceRules((1, 2, 3))
+    # The paper's ramp is best; "gone" diverged at seed 2 but looks closest on its one seed.
+    runs = {"near": {1: 0.52, 2: 0.55, 3: 0.53}, "gone": {1: 0.50, 2: None},
+            "paper": {1: 0.50, 2: 0.52, 3: 0.51}}
+    keys = ["near", "gone", "paper"]
+    state = replay(runs, keys, "paper", rules, LOSS)
+    assert state.failed == {"gone": 2} and state.best == "paper"
+    assert reported_leader(state, verdicts(state, runs, keys, "paper", LOSS), LOSS) == "near"
+    # An unfinished round in which the last best failed: its earlier lead does not count.
+    runs = {"a": {1: 0.40, 2: 0.47, 3: None}, "b": {1: 0.45, 2: 0.44},
+            "paper": {1: 0.50, 2: 0.49}}
+    state = replay(runs, ["a", "b", "paper"], "paper", rules, LOSS)
+    assert state.best == "a" and state.failed == {"a": 3}
+    diffs = verdicts(state, runs, ["a", "b", "paper"], "paper", LOSS)
+    assert reported_leader(state, diffs, LOSS) == "b"
+
+
 def simulated_verdicts(rng: np.random.Generator, leaders: int, max_seeds: int, shift: float,
                        races: int) -> dict[str, float]:
     """Run ``races`` races of ``leaders`` equal ramps against the paper's ramp, which is worse

@@ -50,8 +50,14 @@ def test_a_config_value_of_the_wrong_kind_is_one_line(tmp_path, capsys):
     code = main(["run", "--budget", "4.8G", "--data", "synthetic", "--config", str(config),
                  "--results", str(tmp_path / "results")])
     err = capsys.readouterr().err
-    assert code == 2 and err == "rampsearch: error: proxy setting width is [1]; width must be " \
-                                "a number.\n"
+    assert code == 2 and err == "rampsearch: error: --width must be one value written as on " \
+                                "the command line, got [1].\n"
+    for text, message in (("scheduler: fancy", "--scheduler must be one of asha, none"),
+                          ("max-seeds: 2.5", "--max-seeds must be an integer, got 2.5"),
+                          ("reeval-top: true", "--reeval-top must be one value")):
+        config.write_text(text + "\n")
+        with pytest.raises(UserError, match=message):
+            parse("--config", str(config))
 
 
 def write_study(results, name: str, seed: int, proxy: ProxySettings) -> None:

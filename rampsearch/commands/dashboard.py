@@ -72,7 +72,9 @@ def serve_until_interrupted(server: WSGIServer) -> None:
         while thread.is_alive():
             thread.join(0.5)
     except KeyboardInterrupt:
-        pass
-    finally:
         server.shutdown()
+        return
+    finally:
         server.server_close()
+    raise UserError("the dashboard's server stopped by itself (see the lines above); start "
+                    "`rampsearch dashboard` again.")

@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "README with the commands to train it.")
     add_study_arguments(parser)
     parser.add_argument("--trial", default="best", metavar="best|N",
-                        help="'best' (the race's best candidate when the study raced its "
-                             "leaders, else the best proxy score by the study's objective "
+                        help="'best' (the leader the race's verdict names when the study "
+                             "raced its leaders, else the best proxy score by the study's objective "
                              "within the budget) or a trial number")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (default: results/<study>/export)")

@@ -126,7 +126,6 @@ def open_study(plan: Any, reference: Any, proxies: dict[str, Any]) -> Any:
     setting); one stored under the same name with other settings is refused."""
     import optuna
 
-
     location = plan.location
     storage = study_lib.open_storage(location.storage_url)
     exists = location.name in {s.study_name for s in storage.get_all_studies()}

@@ -97,8 +97,10 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
           f"{rules.seeds[0]}..{rules.seeds[-1]} at most, {epochs} epoch{'s' if epochs != 1 else ''}, by {objective.key} "
           f"(paired by seed)", flush=True)
 
+    ray_started = False
+
     def train(jobs) -> bool:
-        nonlocal data
+        nonlocal data, ray_started
         from ..progress import Progress
         from ..proxy import load_data_for
         from ..search import execute, ray_session  # imports Ray
@@ -107,7 +109,9 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
             data = load_data_for(plan.settings.data, proxy)
         # Ray starts with the first round that trains and stays up for the rest (a no-op
         # inside `run`, whose session is already up); a replayed race starts nothing.
-        ray_up.enter_context(ray_session(race_plan))
+        if not ray_started:
+            ray_up.enter_context(ray_session(race_plan))
+            ray_started = True
         progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
                             depths=plan.space.base.depths, epochs=epochs, objective=objective)
         outcome = execute(study, race_plan, data, jobs, 0, progress)

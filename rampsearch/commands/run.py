@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_ray_arguments(parser)
     race = parser.add_argument_group(
         "race (after the search: the leaders against the paper's ramp, paired seeds)")
-    add_race_arguments(race)
+    add_race_arguments(race, reeval_top=RACE_DEFAULTS["reeval_top"])
     add_proxy_arguments(parser)
     # The layers of defaults above the built-in ones, highest first (``cli.parse_args``).
     parser.set_defaults(handler=run, default_layers=(config_options, resumed_options),
