@@ -344,6 +344,24 @@ def seed_agreement(scores: Mapping[str, Sequence[float]]) -> float:
     return float(np.mean(taus)) if taus else math.nan
 
 
+def single_seed_tau(by_seed: Mapping[str, Mapping[int, float]], reference: Mapping[str, float]
+                    ) -> float:
+    """Mean Kendall tau, over the seeds, between one seed's ranking and the reference's
+    (``reference``: label -> the reference's score, oriented like ``by_seed``): what one seed
+    per ramp tells, to be set against a mean of several seeds at the same CPU cost."""
+    seeds = sorted({seed for runs in by_seed.values() for seed in runs})
+    taus = []
+    for seed in seeds:
+        labels = [k for k, runs in by_seed.items() if seed in runs and k in reference]
+        if len(labels) < 2:
+            continue
+        tau = kendall_tau_b(np.array([by_seed[k][seed] for k in labels]),
+                            np.array([reference[k] for k in labels]))
+        if np.isfinite(tau):
+            taus.append(float(tau))
+    return float(np.mean(taus)) if taus else math.nan
+
+
 def cpu_minutes_per_trial(runs: pd.DataFrame, setting: str) -> float:
     """Mean training CPU time of one completed trial of ``setting`` (wall time x CPUs)."""
     done = runs[(runs["setting"] == setting) & (runs["status"] == Status.COMPLETED)]
@@ -428,8 +446,8 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
         if scorer in names:
             scores = {k: v for k, v in seed_scores(runs, scorer, score).items() if k in labels}
             noise = noise_and_spread(scores)
-            blocked = seed_blocked({k: v for k, v in seed_runs(runs, scorer, score).items()
-                                    if k in labels})
+            by_seed = {k: v for k, v in seed_runs(runs, scorer, score).items() if k in labels}
+            blocked = seed_blocked(by_seed)
             row.update(noise_std=noise.noise_std, spread_std=noise.spread_std,
                        noise_to_spread=noise.noise_to_spread, reliability=noise.reliability,
                        ramps_differ_p=ramps_differ_p(scores), seed_tau=seed_agreement(scores),
@@ -440,6 +458,8 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
                            blocked.noise_std, blocked.spread_std, n) for n in (1, 2, 3)},
                        seeds_for_08=seeds_for_reliability(blocked.noise_std,
                                                           blocked.spread_std),
+                       single_seed_tau=math.nan if scorer == "reference" else single_seed_tau(
+                           by_seed, dict(zip(table["label"], table["reference_mean"]))),
                        cpu_min_per_trial=cpu_minutes_per_trial(runs, scorer))
         rows.append(row)
     return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
@@ -450,7 +470,8 @@ SUMMARY_COLUMNS = ["score", "scorer", "ramps", "kendall_tau", "tau_p", "tau_low"
                    "spread_std", "noise_to_spread", "reliability", "ramps_differ_p",
                    "seed_tau", "blocked_noise_std", "blocked_seeds", "blocked_reliability",
                    "blocked_differ_p", "reliability_1_seeds", "reliability_2_seeds",
-                   "reliability_3_seeds", "seeds_for_08", "cpu_min_per_trial"]
+                   "reliability_3_seeds", "seeds_for_08", "single_seed_tau",
+                   "cpu_min_per_trial"]
 
 
 def epoch_agreement(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -497,6 +518,7 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
                      f"{row['synflow']:>9.4g} {row['naswot']:>8.2f} {row['grad_norm']:>9.4g}")
     lines.append("")
     lines.append(f"{'against reference':<18} {'tau':>6} {'95% interval':>15} {'p':>6} "
+                 f"{'tau@1':>6} "
                  f"{'rho':>6} {'top-k':>6}   {'noise':>7} {'paired':>7} {'spread':>7} "
                  f"{'rel@1':>5} {'rel@3':>5} {'seeds@0.8':>9} {'seed tau':>8} "
                  f"{'CPU-min/trial':>13}")
@@ -508,13 +530,15 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
             f"{round(row['top_k_overlap'] * row['top_k'])}/{int(row['top_k'])}"
         lines.append(
             f"{row['scorer']:<18} {_num(row['kendall_tau'], '+.2f'):>6} {interval:>15} "
-            f"{_num(row['tau_p'], '.3f'):>6} {_num(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
+            f"{_num(row['tau_p'], '.3f'):>6} {_num(row['single_seed_tau'], '+.2f'):>6} "
+            f"{_num(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
             f"{_num(row['noise_std'], spec):>7} {_num(row['blocked_noise_std'], spec):>7} "
             f"{_num(row['spread_std'], spec):>7} {_num(row['reliability_1_seeds'], '.2f'):>5} "
             f"{_num(row['reliability_3_seeds'], '.2f'):>5} {_num(row['seeds_for_08'], '.0f'):>9} "
             f"{_num(row['seed_tau'], '+.2f'):>8} {_num(row['cpu_min_per_trial'], '.2f'):>13}")
-    lines.append("noise: pooled seed std; paired: residual std once the seed effects shared by "
-                 "every ramp are removed; rel@S: seed-blocked reliability of a mean of S seeds.")
+    lines.append("tau: of the seed means; tau@1: of one seed's ranking, mean over seeds; noise: "
+                 "pooled seed std; paired: residual std once the seed effects shared by every "
+                 "ramp are removed; rel@S: seed-blocked reliability of a mean of S seeds.")
     return "\n".join(lines)
 
 

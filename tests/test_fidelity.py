@@ -25,6 +25,7 @@ from rampsearch.fidelity import (
     ramps_differ_p,
     rank_agreement,
     seed_agreement,
+    single_seed_tau,
     summary_table,
     top_k_overlap,
     trust_warning,
@@ -165,6 +166,16 @@ def test_summary_rows_and_values():
     assert proxy["blocked_noise_std"] == pytest.approx(0.0, abs=1e-9)
     assert proxy["blocked_seeds"] == 2 and proxy["reliability_1_seeds"] == pytest.approx(1.0)
     assert proxy["reliability"] < 1.0
+    # Each seed alone ranks like the mean here (the same shift for every ramp).
+    assert proxy["single_seed_tau"] == pytest.approx(4 / 6)
+    assert math.isnan(summary.loc["reference", "single_seed_tau"])
+
+
+def test_single_seed_tau_is_the_mean_over_seeds():
+    reference = {"a": 1.0, "b": 2.0, "c": 3.0}
+    # Seed 0 agrees fully, seed 1 swaps b and c (tau 1/3), seed 2 has one ramp only.
+    by_seed = {"a": {0: 1.0, 1: 1.0, 2: 5.0}, "b": {0: 2.0, 1: 3.0}, "c": {0: 3.0, 1: 2.0}}
+    assert single_seed_tau(by_seed, reference) == pytest.approx((1 + 1 / 3) / 2)
 
 
 def test_loss_ranks_lowest_first_and_agrees_like_top1():
