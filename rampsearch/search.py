@@ -202,9 +202,10 @@ def start_ray(plan: SearchPlan) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise UserError(f"cannot connect to the Ray cluster at {plan.ray_address or 'local'}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
-                        f"Check the address (HOST:PORT of the head, 6379 by default) and that "
-                        f"`ray start --head` runs there, or drop --ray-address and RAY_ADDRESS "
-                        f"to start a local Ray.") from None
+                        + (TOKEN_HINT if asks_for_token(exc) else
+                           "Check the address (HOST:PORT of the head, 6379 by default) and "
+                           "that `ray start --head` runs there, or drop --ray-address and "
+                           "RAY_ADDRESS to start a local Ray.")) from None
     finally:
         if callable(sigterm):
             signal.signal(signal.SIGTERM, sigterm)
@@ -216,6 +217,21 @@ def start_ray(plan: SearchPlan) -> bool:
         ray.shutdown()
         raise
     return True
+
+
+# `ray start` turns Ray's token authentication on by default (Ray 2.59 and later); a driver
+# joining such a cluster must be told so, or Ray refuses it after retrying for a while.
+TOKEN_HINT = ("The cluster asks for its authentication token (on by default for `ray start` "
+              "since Ray 2.59): set RAY_AUTH_MODE=token, and the cluster's token in "
+              "RAY_AUTH_TOKEN or ~/.ray/auth_token (`ray get-auth-token` prints it on the "
+              "head), then run the command again.")
+
+
+def asks_for_token(exc: BaseException) -> bool:
+    """Whether Ray refused a connection for want of the cluster's token (the reason is in
+    the exception Ray chained to its ConnectionError)."""
+    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e is not None)
+    return "token" in text.lower() and "auth" in text.lower()
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ end-to-end tests): this checkout's code first on the path, never an existing Ray
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +16,32 @@ from rampsearch import study as study_lib
 ROOT = str(Path(__file__).resolve().parents[1])
 
 
-def environment() -> dict[str, str]:
+# The token of the test session's Ray cluster (Ray's token authentication, as `ray start`
+# uses by default), given to the cluster and to every command that joins it.
+CLUSTER_TOKEN = secrets.token_hex(32)
+
+
+def environment(ray_address: str | None = None) -> dict[str, str]:
+    """This process's environment with this checkout first on the path; RAY_ADDRESS set to
+    ``ray_address`` (the session's cluster, with its token), or removed (a local Ray, started
+    and stopped by the command)."""
     env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)  # a local Ray, started and stopped by the command
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(name, None)
+    if ray_address:
+        env.update(RAY_ADDRESS=ray_address, **cluster_auth())
     env["PYTHONPATH"] = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
     return env
 
 
-def rampsearch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def cluster_auth() -> dict[str, str]:
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": CLUSTER_TOKEN}
+
+
+def rampsearch(*args: str, timeout: float = 900, ray_address: str | None = None
+               ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rampsearch", *args], capture_output=True,
-                          text=True, timeout=timeout, env=environment())
+                          text=True, timeout=timeout, env=environment(ray_address))
 
 
 def load(results: Path, name: str) -> optuna.Study:

@@ -1,10 +1,19 @@
-"""Shared fixtures: the reference data measured on the released iFormer code."""
+"""Shared fixtures: the reference data measured on the released iFormer code, and a Ray
+cluster started once for the session, as a user's existing cluster."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runs import cluster_auth, environment
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -16,3 +25,42 @@ def reference_dir() -> Path:
     if not REFERENCE_DIR.is_dir():
         pytest.skip(f"reference data not found at {REFERENCE_DIR}")
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """The address of a real Ray cluster (`ray start --head`, this machine's CPUs) that the
+    commands of several tests reach through RAY_ADDRESS, as they would reach a user's
+    cluster; it spares each of them starting a Ray of its own. Its workers import this
+    checkout (PYTHONPATH); it asks for a token, as `ray start` does by default
+    (cli_runs.cluster_auth). Ended with its whole process group at the end of the session."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ray = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+         f"--num-cpus={os.cpu_count() or 1}", "--num-gpus=0", "--include-dashboard=false",
+         "--disable-usage-stats", "--block"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**environment(), **cluster_auth(), "OMP_WAIT_POLICY": "PASSIVE"},
+        start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_for_port(port, head)
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # the head and every process it started
+        head.wait(timeout=60)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "`ray start --head` ended by itself"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("the Ray head did not open its port in time")

@@ -90,6 +90,19 @@ def test_results_under_proc_is_one_line(capsys):
     assert code == 2 and "/proc/forbidden" in one_line_error(capsys)
 
 
+@pytest.mark.slow
+def test_a_cluster_that_wants_a_token_is_named_as_such(ray_cluster, tmp_path):
+    # The session's cluster asks for a token (as `ray start` does by default); a command
+    # that joins it without one is told how to give it, in one line, and writes nothing.
+    done = rampsearch("run", "--budget", "4.8GFLOPs", "--data", "synthetic", "--results",
+                      str(tmp_path / "results"), "--ray-address", ray_cluster, timeout=300)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rampsearch: error: cannot connect to the Ray cluster at")
+    assert "RAY_AUTH_MODE=token" in last and "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_cluster_check_names_what_the_cluster_has_and_what_to_pass():
     laptop = [{"CPU": 2.0}]
     with pytest.raises(UserError, match=r"largest with 2 CPUs and 0 GPUs.*--cpus-per-trial 2 "

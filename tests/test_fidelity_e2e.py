@@ -1,5 +1,6 @@
-"""`rampsearch fidelity` end to end: real Ray, real SQLite storage, real training on synthetic
-images (K = 3 ramps, S = 2 seeds, tiny settings), then the same command again."""
+"""`rampsearch fidelity` end to end: real Ray (an existing cluster, through RAY_ADDRESS), real
+SQLite storage, real training on synthetic images (K = 3 ramps, S = 2 seeds, tiny settings),
+then the same command again."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ def fidelity_trials(results, name):
 
 
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory):
+def measured(tmp_path_factory, ray_cluster):
     results = tmp_path_factory.mktemp("results")
-    done = rampsearch("fidelity", *TINY, "--results", str(results), "--study", "fid")
+    done = rampsearch("fidelity", *TINY, "--results", str(results), "--study", "fid",
+                      ray_address=ray_cluster)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return results, done.stdout
 
@@ -90,11 +92,12 @@ def test_running_again_trains_nothing(measured):
         [(t.number, t.user_attrs["top1"]) for t in before]
 
 
-def test_a_second_proxy_is_measured_on_the_same_ramps(measured):
+def test_a_second_proxy_is_measured_on_the_same_ramps(measured, ray_cluster):
     results, _ = measured
     more = TINY + ["--proxy", "epochs=1,train_samples=192,val_samples=64,batch_size=64,"
                               "width=0.125"]
-    done = rampsearch("fidelity", *more, "--results", str(results), "--study", "fid")
+    done = rampsearch("fidelity", *more, "--results", str(results), "--study", "fid",
+                      ray_address=ray_cluster)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "proxy2: 0 of 6 trainings already in the study, 6 to run" in done.stdout
     assert "reference: 6 of 6 trainings already in the study, 0 to run" in done.stdout

@@ -1,7 +1,9 @@
 """End to end through the CLI: real Ray, real SQLite storage, real training on synthetic images.
 
-One small study is searched once per module and then inspected, resumed, ranked, reported
-and served by the dashboard. A second study is killed with SIGKILL mid-run and resumed.
+One small study is searched once per module (on a local Ray the command starts, as `make run`
+does) and then inspected, resumed, ranked, reported and served by the dashboard. A second
+study is killed with SIGKILL mid-run and resumed. The other runs reach the session's Ray
+cluster through RAY_ADDRESS, as a user's existing cluster.
 """
 
 from __future__ import annotations
@@ -207,11 +209,11 @@ def _wait_for_completed(database: Path, count: int, process: subprocess.Popen,
     raise AssertionError("no trial completed in time")
 
 
-def test_diverging_trials_are_recorded_and_the_study_finishes(tmp_path):
+def test_diverging_trials_are_recorded_and_the_study_finishes(tmp_path, ray_cluster):
     done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "1", "--results",
                       str(tmp_path), "--study", "nan", "--lr", "1e12", "--data", "synthetic",
                       "--epochs", "1", "--train-samples", "64", "--batch-size", "32",
-                      "--val-samples", "64", "--width", "0.125")
+                      "--val-samples", "64", "--width", "0.125", ray_address=ray_cluster)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     study = load(tmp_path, "nan")
     trained = ended(study, "candidate") + ended(study, "baseline")
@@ -243,12 +245,12 @@ def test_run_ends_with_a_race_and_its_verdict(searched):
     assert "Race against the paper" in (results / "e2e" / "report.html").read_text()
 
 
-def test_rank_races_more_seeds_without_rerunning_finished_ones(searched):
+def test_rank_races_more_seeds_without_rerunning_finished_ones(searched, ray_cluster):
     results, _ = searched
     before = {(t.user_attrs["source_trial"], t.user_attrs["seed"]): t.user_attrs["val_loss"]
               for t in ended(load(results, "e2e"), "reeval")}
     done = rampsearch("rank", "--results", str(results), "--study", "e2e", "--reeval-top", "2",
-                      "--max-seeds", "3")
+                      "--max-seeds", "3", ray_address=ray_cluster)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "vs paper (95% interval)" in done.stdout and "verdict" in done.stdout
     runs = ended(load(results, "e2e"), "reeval")
@@ -265,7 +267,8 @@ def test_rank_races_more_seeds_without_rerunning_finished_ones(searched):
     assert len(ended(load(results, "e2e"), "reeval")) == len(runs)  # the race is replayed
 
 
-def test_objective_chooses_what_the_sampler_and_leaderboard_use(searched, tmp_path):
+def test_objective_chooses_what_the_sampler_and_leaderboard_use(searched, tmp_path,
+                                                                 ray_cluster):
     from rampsearch.leaderboard import leaderboard
 
     results, _ = searched
@@ -280,7 +283,7 @@ def test_objective_chooses_what_the_sampler_and_leaderboard_use(searched, tmp_pa
     assert list(done["val_loss"]) == sorted(done["val_loss"])
     run = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "1", "--objective", "top1",
                      "--reeval-top", "0", "--results", str(tmp_path), "--study", "top1",
-                     *TINY_PROXY)
+                     *TINY_PROXY, ray_address=ray_cluster)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     by_top1 = load(tmp_path, "top1")
     assert by_top1.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -293,13 +296,14 @@ def test_objective_chooses_what_the_sampler_and_leaderboard_use(searched, tmp_pa
     assert "top-1 %*" in run.stdout and "ranked by top1" in run.stdout
 
 
-def test_asha_stops_weak_trials_which_never_rank_above_full_ones(tmp_path):
+def test_asha_stops_weak_trials_which_never_rank_above_full_ones(tmp_path, ray_cluster):
     done = rampsearch("run", "--budget", "4.8GFLOPs", "--trials", "2", "--scheduler", "asha",
                       "--reeval-top", "0",
                       "--results", str(tmp_path), "--study", "asha", "--data", "synthetic",
                       "--epochs", "4", "--train-samples", "128", "--batch-size", "64",
-                      "--val-samples", "64", "--width", "0.125")
+                      "--val-samples", "64", "--width", "0.125", ray_address=ray_cluster)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"Ray at {ray_cluster}" in done.stdout  # an existing cluster, not a local Ray
     study = load(tmp_path, "asha")
     trained = ended(study, "candidate") + ended(study, "baseline")
     full = [t for t in trained if t.user_attrs["epochs_reached"] == 4]
