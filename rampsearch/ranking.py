@@ -187,7 +187,7 @@ def verdict_paragraph(result: RaceResult) -> str:
     verdict = {"better": "better than the paper's ramp", "worse": "worse than the paper's ramp",
                "tied": "tied with the paper's ramp: the data cannot separate them"}[row["verdict"]]
     text = (f"verdict    the best searched ramp, trial {row['trial']} ({row['ramp']}), differs "
-            f"from the paper's ramp by {diff}: {verdict}.")
+            f"under this proxy from the paper's ramp by {diff}: {verdict}.")
     if row["verdict"] == "tied":
         need = row["seeds_to_separate"]
         text += (f" Separating a difference this size would take about {int(need)} paired "

@@ -18,12 +18,14 @@ from rampsearch.fidelity import (
     choose_ramps,
     default_top_k,
     epoch_agreement,
+    format_tables,
     kendall_tau_b,
     noise_and_spread,
     parse_settings,
     ramp_table,
     ramps_differ_p,
     rank_agreement,
+    reference_caveat,
     seed_agreement,
     single_seed_tau,
     summary_table,
@@ -169,6 +171,18 @@ def test_summary_rows_and_values():
     # Each seed alone ranks like the mean here (the same shift for every ramp).
     assert proxy["single_seed_tau"] == pytest.approx(4 / 6)
     assert math.isnan(summary.loc["reference", "single_seed_tau"])
+
+
+def test_a_noisy_reference_is_said_to_be_noisy():
+    noisy = pd.Series({"blocked_reliability": 0.21, "blocked_seeds": 2, "seeds_for_08": 8})
+    text = reference_caveat(noisy)
+    assert "0.21 at 2 seeds" in text and "about 8 seeds" in text and "neither confirm" in text
+    sound = pd.Series({"blocked_reliability": 0.9, "blocked_seeds": 3, "seeds_for_08": 2})
+    assert "measures the proxy" in reference_caveat(sound)
+    # The hand-made reference has no seed noise at all: tau against it is a measurement.
+    runs = hand_made_runs()
+    table = ramp_table(runs, {}, DEPTHS)
+    assert "measures the proxy" in format_tables(table, summary_table(table, runs))
 
 
 def test_single_seed_tau_is_the_mean_over_seeds():

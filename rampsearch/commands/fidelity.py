@@ -23,7 +23,7 @@ from ..states import StudyAttr
 
 # More data, not only more epochs: small data sets favour convolution's prior, which a longer
 # schedule on the same images cannot reveal (docs/fidelity.md).
-DEFAULT_REFERENCE = {"train_samples": 30000, "epochs": 1, "val_samples": 10000}
+DEFAULT_REFERENCE = {"train_samples": 60000, "epochs": 1, "val_samples": 10000}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              "proxy, proxy2, ... in the tables; default: one, 'default')")
     add("--reference", metavar="SETTINGS",
         help="the trusted setting; pairs change the first --proxy setting (default: "
-             "train_samples=30000,epochs=1,val_samples=10000: six times the images, each seen "
-             "once, at twice the default proxy's steps)")
+             "train_samples=60000,epochs=1,val_samples=10000: four times the default proxy's "
+             "images and steps, all of Fashion-MNIST's training images seen once)")
     add("--objective", default=DEFAULT_OBJECTIVE, choices=tuple(OBJECTIVES),
         help="score the learning curves record (both final scores are always ranked)")
     add("--no-zero-cost", dest="zero_cost", action="store_false",
