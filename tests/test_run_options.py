@@ -10,6 +10,7 @@ import pytest
 from rampsearch import study as study_lib
 from rampsearch.cli import main, parse_args
 from rampsearch.errors import UserError
+from rampsearch.options import RACE_DEFAULTS
 from rampsearch.proxy import ProxySettings
 
 
@@ -81,7 +82,7 @@ def test_resumed_study_settings_under_the_config_file_under_flags(tmp_path):
         7, 3, "free", "random", "top1")  # the study's settings fill what flags leave out
     assert args.budget == "4700000000" and args.data == "synthetic"
     assert args.stored_proxy["val_samples"] == 500  # settings without a flag come back too
-    assert args.max_seeds == 4  # defaults fill the rest
+    assert args.max_seeds == RACE_DEFAULTS["max_seeds"]  # defaults fill the rest
 
     config = tmp_path / "run.yaml"
     config.write_text("seed: 8\ntrials: 4\nepochs: 2\n")

@@ -237,11 +237,14 @@ def test_race_result_pairs_seeds_and_gives_verdicts(tmp_path):
     assert rows.loc[close, "verdict"] == "tied"
     assert rows.loc[close, "diff_low"] < 0 < rows.loc[close, "diff_high"]
     assert rows.loc[good, "mean_top1"] == pytest.approx(70.0)
-    # Round 2 (3 seeds) separates 'close' from the best, so it leaves the race; then the best
-    # is separated from the paper's ramp and the race ends.
-    assert result.state.dropped == {close: 2}
+    # Round 2 (3 seeds) separates 'close' from the best at 95% but not at the stricter level
+    # of an early look; round 3, the last, tests at 95% and drops it.
+    assert result.state.dropped == {close: 3}
     assert result.state.best == good and result.state.finished
-    assert rows.loc[close, "standing"] == "dropped in round 2"
+    assert rows.loc[close, "standing"] == "dropped in round 3"
+    looser = race_result(study, chosen, RaceRules((1, 2, 3, 4), interim_level=0.95), 2,
+                         OBJECTIVES["val_loss"])
+    assert looser.state.dropped == {close: 2}
 
 
 def test_leaders_take_top_candidates_within_budget_and_the_paper(tmp_path):

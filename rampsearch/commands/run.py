@@ -35,7 +35,7 @@ from ..samplers import SAMPLERS, make_sampler
 # The built-in defaults, and the options a --config file may set (besides the proxy flags).
 DEFAULTS: dict[str, Any] = {
     "budget": None, "budget_resolution": "224", "base": None, "space": "monotone",
-    "data": "fashion-mnist", "trials": 8, "sampler": "tpe", "study": None, "storage": None,
+    "data": "fashion-mnist", "trials": 7, "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
     **RAY_DEFAULTS, **RACE_DEFAULTS,
 }
