@@ -142,7 +142,9 @@ def race_intervals(race: RaceResult | None) -> go.Figure | None:
     fig.add_hline(y=0, line=dict(color=_PAPER_COLOR, dash="dash"), annotation_text="paper ramp")
     better = "below" if not objective.maximize else "above"
     fig.update_layout(title=f"Race: paired difference to the paper's ramp per round, 95% "
-                            f"intervals ({objective.key}; better is {better} 0)",
+                            f"intervals ({objective.key}; better is {better} 0)<br><sup>"
+                            "before its last round the race stops or drops a leader only at "
+                            "99%</sup>",
                       xaxis_title="paired seeds", yaxis_title=f"{objective.title} − paper's")
     return fig
 
