@@ -100,7 +100,7 @@ def replay(scores: Mapping[Hashable, Mapping[int, float | None]], contestants: S
 
 def play_round(state: RaceState, scores: Mapping[Hashable, Mapping[int, float | None]],
                paper: Hashable, used: Sequence[int], objective: Objective,
-               level: float = LEVEL) -> None:
+               level: float) -> None:
     """Compare every survivor with the round's best; drop those worse at ``level``, and end
     the race when the best is separated at ``level`` from the paper's ramp and the rest.
     The history records each survivor's 95% interval to the paper's ramp."""

@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the paper's ramp one more seed (never the search's own seed), a leader "
                     "significantly worse than the best (seed-paired) is dropped, and the race "
                     "ends when the best is separated from the paper's ramp and the rest, or at "
-                    "--max-seeds. Each leader gets its paired difference to the paper's ramp "
-                    "with a 95%% interval and a verdict: better, worse or tied. Run the same "
+                    "--max-seeds; rounds before the last decide at 99%, so that looking once "
+                    "a round does not inflate false claims. Each leader gets its paired difference to the paper's ramp "
+                    "with a 95% interval and a verdict: better, worse or tied. Run the same "
                     "command again to finish an interrupted race.",
         formatter_class=HelpFormatter)
     add_study_arguments(parser)
