@@ -137,14 +137,16 @@ def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
 
 def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:
     """The options a study was started with, from its run.json."""
-    payload = study_lib.read_run_file(location.folder / study_lib.RUN_FILE)
+    run_file = location.folder / study_lib.RUN_FILE
+    payload = study_lib.read_run_file(run_file)
     stored = payload["settings"]
     return {
         "base": stored["base"], "space": stored["space"], "data": stored["data"],
         "sampler": stored["sampler"], "seed": stored["seed"], "scheduler": stored["scheduler"],
         "budget": str(stored["budget_flops"]),
         "budget_resolution": "x".join(str(side) for side in stored["budget_img_size"]),
-        "trials": stored.get("trials"), "study": location.name, "storage": payload["storage"],
+        "trials": stored.get("trials"), "study": location.name,
+        "storage": study_lib.stored_storage_url(payload, run_file),
         "results": str(location.results_dir), "proxy": stored["proxy"],
         "objective": objective_of(stored.get("objectives")).key,
     }

@@ -187,8 +187,12 @@ def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame, score: str) -> 
                           "<extra></extra>"))
     proxy_row = summary[summary["scorer"] == "proxy"]
     tau = proxy_row["kendall_tau"].iloc[0] if len(proxy_row) else math.nan
+    ceiling = proxy_row["tau_ceiling"].iloc[0] if len(proxy_row) else math.nan
     heading = f"Proxy against reference {title} (mean ± std over seeds)"
-    fig.update_layout(title=heading + (f", Kendall tau {tau:+.2f}" if not pd.isna(tau) else ""),
+    if not pd.isna(tau):
+        heading += f", Kendall tau {tau:+.2f}" + (
+            "" if pd.isna(ceiling) else f" (a perfect proxy: {ceiling:+.2f} through the noise)")
+    fig.update_layout(title=heading,
                       xaxis_title=f"proxy {title}", yaxis_title=f"reference {title}")
     return fig
 
@@ -205,7 +209,9 @@ def fidelity_section(fidelity: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> 
             "effects shared by every ramp are removed (two-way ramp + seed analysis), "
             "spread_std the standard deviation of the ramp means; reliability_S_seeds is "
             "1 − noise²/(S·spread²), seed-blocked; seed_tau is the rank agreement of two "
-            "single seeds.</p>")
+            "single seeds; tau_ceiling is the tau that a proxy ranking exactly like the "
+            "reference would reach through both settings' seed noise, "
+            "(2/π)·asin(√(reliability · reference reliability)).</p>")
     parts = [note]
     for score, (table, summary) in fidelity.items():
         parts.append(f"<h3>by {html.escape(score)}</h3>")

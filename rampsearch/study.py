@@ -152,7 +152,10 @@ def open_storage(url: str) -> BaseStorage:
 def write_run_file(location: StudyLocation, settings: StudySettings, trials: int) -> None:
     """results/<study>/run.json: how later commands find the study, and what it was asked."""
     location.folder.mkdir(parents=True, exist_ok=True)
-    payload = {"study": location.name, "storage": location.storage_url,
+    # The default storage (study.db beside run.json) is written as null, so that a study
+    # folder that is moved, copied to another machine or checked in still finds its storage.
+    beside = location.storage_url == default_storage_url(location.folder)
+    payload = {"study": location.name, "storage": None if beside else location.storage_url,
                "settings": {**settings.to_dict(), "trials": trials}}
     (location.folder / RUN_FILE).write_text(json.dumps(payload, indent=2))
 
@@ -173,7 +176,12 @@ def find_study(results_dir: Path, name: str | None) -> StudyLocation:
                             f"`rampsearch run --budget 4.8GFLOPs`, or pass --results DIR.")
         run_file = runs[-1]
     payload = read_run_file(run_file)
-    return StudyLocation(payload["study"], payload["storage"], results_dir)
+    return StudyLocation(payload["study"], stored_storage_url(payload, run_file), results_dir)
+
+
+def stored_storage_url(payload: dict[str, Any], run_file: Path) -> str:
+    """The storage a run file names; null means the study.db beside it."""
+    return payload.get("storage") or default_storage_url(run_file.parent)
 
 
 def read_run_file(path: Path) -> dict[str, Any]:

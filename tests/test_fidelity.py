@@ -29,6 +29,7 @@ from rampsearch.fidelity import (
     seed_agreement,
     single_seed_tau,
     summary_table,
+    tau_ceiling,
     top_k_overlap,
     trust_warning,
 )
@@ -146,6 +147,19 @@ def test_ramp_table_means_ranks_and_zero_cost():
     assert paper["ramp"] == "1x3 | 3x3 | 1x9 | 9x3"
 
 
+def test_ramp_means_use_the_seeds_every_ramp_has():
+    """An interrupted measurement: one ramp already has a third proxy seed, on which every
+    ramp would have scored low. Its mean stays over the two shared seeds, so the comparison
+    stays paired."""
+    runs = hand_made_runs()
+    extra = runs[(runs["label"] == "sampled_2") & (runs["setting"] == "proxy")].iloc[0]
+    runs.loc[len(runs)] = {**extra.to_dict(), "trial": len(runs), "seed": 2, "top1": 20.0}
+    table = ramp_table(runs, {}, DEPTHS).set_index("label")
+    assert table.loc["sampled_2", "proxy_mean"] == 50.0
+    assert set(table["proxy_seeds"]) == {2}
+    assert list(table["proxy_rank"]) == [2, 1, 3, 4]
+
+
 def test_summary_rows_and_values():
     runs = hand_made_runs()
     zero_cost = {label: {"synflow": float(i), "naswot": -float(i), "grad_norm": 1.0}
@@ -171,12 +185,33 @@ def test_summary_rows_and_values():
     # Each seed alone ranks like the mean here (the same shift for every ramp).
     assert proxy["single_seed_tau"] == pytest.approx(4 / 6)
     assert math.isnan(summary.loc["reference", "single_seed_tau"])
+    # Neither setting has seed noise left once seeds are blocked: a perfect proxy would reach
+    # tau 1; zero-cost scores and the reference itself get no ceiling.
+    assert proxy["tau_ceiling"] == pytest.approx(1.0)
+    assert summary[["tau_ceiling"]].drop(index="proxy").isna().all().all()
+
+
+def test_tau_ceiling_is_what_a_perfect_proxy_reaches_through_noise():
+    """Two noisy measurements of the same ramp qualities: their mean tau is the ceiling."""
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(300, 40))  # 300 measurements of 40 ramps each
+    for proxy_rel, reference_rel in ((0.7, 0.5), (0.9, 0.8), (0.3, 0.3)):
+        proxy = truth + rng.normal(scale=math.sqrt(1 / proxy_rel - 1), size=truth.shape)
+        reference = truth + rng.normal(scale=math.sqrt(1 / reference_rel - 1), size=truth.shape)
+        measured = kendall_tau_b(proxy, reference).mean()
+        assert measured == pytest.approx(tau_ceiling(proxy_rel, reference_rel), abs=0.02)
+    assert tau_ceiling(1.0, 1.0) == pytest.approx(1.0) and tau_ceiling(0.0, 0.9) == 0.0
+    assert tau_ceiling(0.8, 0.8) == pytest.approx(2 / math.pi * math.asin(0.8))
+    assert math.isnan(tau_ceiling(math.nan, 0.8))
 
 
 def test_a_noisy_reference_is_said_to_be_noisy():
     noisy = pd.Series({"blocked_reliability": 0.21, "blocked_seeds": 2, "seeds_for_08": 8})
     text = reference_caveat(noisy)
     assert "0.21 at 2 seeds" in text and "about 8 seeds" in text and "neither confirm" in text
+    partly = pd.Series({"blocked_reliability": 0.75, "blocked_seeds": 3, "seeds_for_08": 4})
+    text = reference_caveat(partly)
+    assert "0.75 at 3 seeds" in text and "about 4 seeds" in text and "beside its ceiling" in text
     sound = pd.Series({"blocked_reliability": 0.9, "blocked_seeds": 3, "seeds_for_08": 2})
     assert "measures the proxy" in reference_caveat(sound)
     # The hand-made reference has no seed noise at all: tau against it is a measurement.

@@ -118,3 +118,24 @@ def test_another_reference_in_the_same_study_is_refused(measured):
     done = rampsearch("fidelity", *changed, "--results", str(results), "--study", "fid")
     assert done.returncode == 2
     assert "another reference setting" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_more_reference_seeds_train_only_the_reference(measured, ray_cluster):
+    results, _ = measured
+    _, before = fidelity_trials(results, "fid")
+    done = rampsearch("fidelity", *TINY, "--reference-seeds", "3", "--no-zero-cost",
+                      "--results", str(results), "--study", "fid", ray_address=ray_cluster)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "proxy: 6 of 6 trainings already in the study, 0 to run" in done.stdout
+    assert "reference: 6 of 9 trainings already in the study, 3 to run" in done.stdout
+    _, after = fidelity_trials(results, "fid")
+    added = {t.number for t in after} - {t.number for t in before}
+    assert {(t.user_attrs["fidelity_setting"], t.user_attrs["seed"])
+            for t in after if t.number in added} == {("reference", 102)}
+    summary = pd.read_csv(results / "fid" / "fidelity_summary.csv")
+    blocked = summary.set_index(["score", "scorer"])["blocked_seeds"]
+    assert blocked[("val_loss", "reference")] == 3 and blocked[("val_loss", "proxy")] == 2
+    refused = rampsearch("fidelity", *TINY, "--reference-seeds", "0", "--no-train",
+                         "--results", str(results), "--study", "fid")
+    assert refused.returncode == 2 and "--reference-seeds 0" in refused.stderr
+    assert "Traceback" not in refused.stderr

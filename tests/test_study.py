@@ -116,6 +116,23 @@ def test_run_file_and_find_latest(tmp_path):
         study_lib.find_study(tmp_path / "empty", None)
 
 
+def test_a_moved_study_folder_still_finds_its_own_storage(tmp_path):
+    """The default storage is written as the study.db beside run.json, not as an absolute
+    path: a study folder copied elsewhere opens its own copy; another storage stays named."""
+    loc = location(tmp_path / "here", "moved")
+    study = study_lib.create_or_check_study(loc, settings(), optuna.samplers.RandomSampler(),
+                                            resume=False)
+    add_trial(study, PAPER, top1=61.0)
+    study_lib.write_run_file(loc, settings(), trials=1)
+    (tmp_path / "here").rename(tmp_path / "there")
+    found = study_lib.find_study(tmp_path / "there", "moved")
+    assert found.storage_url == study_lib.default_storage_url(tmp_path / "there" / "moved")
+    assert study_lib.load_study(found).trials[0].user_attrs["top1"] == 61.0
+    elsewhere = study_lib.StudyLocation("kept", f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
+    study_lib.write_run_file(elsewhere, settings(), trials=1)
+    assert study_lib.find_study(tmp_path, "kept").storage_url == elsewhere.storage_url
+
+
 def test_bad_study_name_and_storage():
     with pytest.raises(UserError, match="not usable as a folder name"):
         study_lib.check_study_name("../escape")

@@ -30,10 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fidelity", help="measure how well a proxy setting ranks ramps against a reference",
         description="Train K ramps (the paper's ramp, the ablation baselines and ramps drawn "
-                    "from the space by --seed) with S seeds under the --proxy setting and under "
-                    "the --reference setting on Ray, then compare the two rankings of the "
-                    "seed-mean top-1: Kendall tau with a bootstrap interval, Spearman rho, "
-                    "seed noise against the spread between ramps, top-k overlap and "
+                    "from the space by --seed) with S seeds under the --proxy setting and R "
+                    "under the --reference setting on Ray, then compare the two rankings of "
+                    "the seed means (validation loss and top-1): Kendall tau with a bootstrap "
+                    "interval, Spearman rho, seed-blocked reliability of each setting, seed "
+                    "noise against the spread between ramps, top-k overlap and "
                     "CPU-minutes per trial; zero-cost scores of the same ramps are ranked "
                     "against the reference too. Runs are kept in the study storage: running "
                     "the same command again trains only what is missing. SETTINGS is "
@@ -48,7 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_budget_resolution(parser)
     add("--samples", type=int, default=8, metavar="K",
         help="ramps to measure: the 5 baselines, then ramps drawn from the space")
-    add("--seeds", type=int, default=2, metavar="S", help="seeds per ramp and setting")
+    add("--seeds", type=int, default=2, metavar="S", help="seeds per ramp and proxy setting")
+    add("--reference-seeds", type=int, metavar="R",
+        help="seeds per ramp of the reference (default: --seeds). The reference needs enough "
+             "seeds to rank the ramps itself (its reliability is printed); a proxy is judged "
+             "at the seeds a search would give it, so raising only this one costs least")
     add("--seed", type=int, default=0, help="seed that draws the sampled ramps")
     add("--data", default="fashion-mnist", help="fashion-mnist, synthetic or a prepared folder")
     add("--proxy", action="append", metavar="SETTINGS",
@@ -74,6 +79,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: give at least 1 (2 or more to measure seed "
                         f"noise).")
+    if args.reference_seeds is not None and args.reference_seeds < 1:
+        raise UserError(f"--reference-seeds {args.reference_seeds}: give at least 1 (2 or more "
+                        f"to measure the reference's seed noise).")
     if args.samples < 1:
         raise UserError(f"--samples {args.samples}: give at least 1 ramp to measure.")
     check_resources(vars(args))
@@ -175,12 +183,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"study      {plan.location.name}   ({plan.location.storage_url})")
     print(f"ramps      {len(ramps)} of {plan.space.base_name} ({', '.join(ramps)}), "
           f"{args.seeds} seeds each" + (f", sampled within {budget}" if budget else ""))
+    reference_seeds = args.seeds if args.reference_seeds is None else args.reference_seeds
     for name, settings in proxies.items():
         print(f"{name:<10} {describe_settings(settings)}")
-    print(f"reference  {describe_settings(reference)}")
+    print(f"reference  {describe_settings(reference)}, {reference_seeds} seeds")
     with contextlib.ExitStack() as ray_up:  # one Ray session for every setting that trains
         for name, settings in (*proxies.items(), ("reference", reference)):
-            if args.train and train_setting(study, plan, args, ramps, name, settings,
+            seeds = reference_seeds if name == "reference" else args.seeds
+            if args.train and train_setting(study, plan, args, ramps, (name, settings, seeds),
                                             ray_up) == 130:
                 return 130
     if args.zero_cost:
@@ -189,14 +199,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[str, list[int]],
-                  name: str, settings: Any, ray_up: contextlib.ExitStack) -> int:
-    """Train the (ramp, seed) pairs of one setting that have no ended run yet; Ray is started
-    into ``ray_up`` by the first setting that trains and kept up for the others."""
+                  setting: tuple[str, Any, int], ray_up: contextlib.ExitStack) -> int:
+    """Train the (ramp, seed) pairs of one ``setting`` (name, settings, seeds) that have no
+    ended run yet; Ray is started into ``ray_up`` by the first setting that trains and kept
+    up for the others."""
     from ..fidelity import fidelity_jobs
 
+    name, settings, seeds = setting
     study_lib.recover_interrupted(study)
-    jobs = fidelity_jobs(study, ramps, name, args.seeds, args.cpus_per_trial)
-    print(f"\n{name}: {len(ramps) * args.seeds - len(jobs)} of {len(ramps) * args.seeds} "
+    jobs = fidelity_jobs(study, ramps, name, seeds, args.cpus_per_trial)
+    print(f"\n{name}: {len(ramps) * seeds - len(jobs)} of {len(ramps) * seeds} "
           f"trainings already in the study, {len(jobs)} to run", flush=True)
     if not jobs:
         return 0
