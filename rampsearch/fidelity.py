@@ -488,7 +488,8 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
                        cpu_min_per_trial=cpu_minutes_per_trial(runs, scorer))
         rows.append(row)
     summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
-    reference_reliability = float(summary["blocked_reliability"].iloc[-1])
+    reference_reliability = float(
+        summary.loc[summary["scorer"] == "reference", "blocked_reliability"].iloc[0])
     proxies = summary["scorer"].isin([n for n in names if n != "reference"])
     summary.loc[proxies, "tau_ceiling"] = [
         tau_ceiling(float(r), reference_reliability)
