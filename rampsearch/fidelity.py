@@ -215,12 +215,6 @@ def shared_seed_scores(by_seed: Mapping[str, Mapping[int, float]]) -> dict[str, 
     return {label: [runs[seed] for seed in shared] for label, runs in by_seed.items()}
 
 
-def seed_scores(runs: pd.DataFrame, setting: str, score: str = "top1") -> dict[str, list[float]]:
-    """Completed ``score`` of each ramp label under ``setting``, in seed order."""
-    return {label: list(by_seed.values())
-            for label, by_seed in seed_runs(runs, setting, score).items()}
-
-
 # ---------------------------------------------------------------------------- statistics
 @dataclass(frozen=True)
 class RankAgreement:
@@ -469,9 +463,9 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
                 row.update({k: v for k, v in dataclasses.asdict(agreement).items() if k != "n"})
                 row["ramps"] = agreement.n
         if scorer in names:
-            scores = {k: v for k, v in seed_scores(runs, scorer, score).items() if k in labels}
-            noise = noise_and_spread(scores)
             by_seed = {k: v for k, v in seed_runs(runs, scorer, score).items() if k in labels}
+            scores = shared_seed_scores(by_seed)  # seed_agreement pairs seeds by position
+            noise = noise_and_spread(scores)
             blocked = seed_blocked(by_seed)
             row.update(noise_std=noise.noise_std, spread_std=noise.spread_std,
                        noise_to_spread=noise.noise_to_spread, reliability=noise.reliability,
