@@ -34,10 +34,11 @@ MIN_RACE_SEEDS = 2  # a paired interval needs two seeds
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends "(default: X)" to an option's help only when X is a value: an option without
-    one (None) says what happens instead in its own help."""
+    one (None) says what happens instead in its own help, and an on/off flag (--no-train)
+    takes no value, so "(default: True)" would only read as if it were on."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or "(default" in (action.help or ""):
+        if action.default is None or action.nargs == 0 or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

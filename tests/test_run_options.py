@@ -145,3 +145,15 @@ def test_infeasible_budget_names_the_range_and_a_preset(capsys, tmp_path):
                  "synthetic", "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "iformer_base" in err and "GFLOPs" in err and "Traceback" not in err
+
+
+def test_help_shows_defaults_of_values_not_of_on_off_flags():
+    from rampsearch.cli import build_parsers
+
+    _, commands = build_parsers()
+    for name, parser in commands.items():
+        text = " ".join(parser.format_help().split())
+        assert "(default: True)" not in text and "(default: False)" not in text, name
+    fidelity_help = " ".join(commands["fidelity"].format_help().split())
+    assert "skip the zero-cost scores --no-train" in fidelity_help
+    assert "(default: 2)" in fidelity_help  # --seeds still shows its value
