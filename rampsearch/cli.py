@@ -25,7 +25,7 @@ from typing import Any
 
 from iformer import ConfigError
 
-from .errors import UserError
+from .errors import StorageFault, UserError, storage_error_types
 from .settings import KIND_NAMES
 
 
@@ -138,6 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except user_error_types() as exc:
         print(f"rampsearch: error: {exc}", file=sys.stderr)
         return 2
+    except StorageFault as exc:
+        print(f"rampsearch: error: {exc}", file=sys.stderr)
+        return 1
+    except storage_error_types() as exc:  # outside a run, where no URL is at hand
+        print(f"rampsearch: error: {StorageFault(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rampsearch: interrupted", file=sys.stderr)
         return 130

@@ -1,6 +1,51 @@
-"""The one exception type for mistakes a user can make and fix."""
+"""The exceptions the CLI prints as one paragraph: a user's mistake, a storage that failed."""
+
+from __future__ import annotations
 
 
 class UserError(Exception):
     """Bad input or a missing prerequisite. The CLI prints the message (one paragraph that
     names the problem and the fix) and exits non-zero, without a traceback."""
+
+
+class StorageFault(Exception):
+    """The study storage failed while a command used it: a SQLite file deleted, moved or
+    replaced under a running driver, a full or read-only disk, a database server gone. Not
+    the user's input, so the CLI exits 1; the paragraph says what failed, what is kept and
+    how to continue."""
+
+    def __init__(self, cause: BaseException, storage_url: str | None = None) -> None:
+        super().__init__(cause)
+        self.cause, self.storage_url = cause, storage_url
+
+    def __str__(self) -> str:
+        where = f"the study storage {self.storage_url}" if self.storage_url else "the study storage"
+        return (f"{where} failed ({innermost_message(self.cause)}). Trials that ended before "
+                f"are kept in it; trainings still running were stopped and are trained again "
+                f"by the next run. Check that the database is still there and writable (a "
+                f"SQLite file deleted, moved or replaced while the command ran, a full disk, "
+                f"a database server that went away), then run the same command again "
+                f"(`rampsearch run --resume` for a search): it trains only what the study "
+                f"lacks.")
+
+
+def storage_error_types() -> tuple[type[BaseException], ...]:
+    """What Optuna's RDB storage raises when its database fails (imported only then)."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (StorageInternalError, SQLAlchemyError)
+
+
+def innermost_message(exc: BaseException) -> str:
+    """First line of the deepest cause: the database's own words ("attempt to write a
+    readonly database"), not the wrappers' (Optuna's "invalid data in the commit")."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "orig", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

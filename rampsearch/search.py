@@ -34,7 +34,7 @@ from iformer import IFormerConfig
 from . import study as study_lib
 from .bookkeeping import FixedJob, Job, ask_feasible, new_fixed_trial, tell_outcome, work_left
 from .data import ProxyData
-from .errors import UserError
+from .errors import StorageFault, UserError, storage_error_types
 from .plan import SearchPlan
 from .proxy import ProxySettings
 from .states import Attr, Role, Status
@@ -97,6 +97,7 @@ class RampSearcher(Searcher):
         self.candidates_left = candidates_wanted
         self.live: dict[str, tuple[optuna.Trial, Job]] = {}
         self.fixed: dict[int, FixedJob] = {}      # trial number -> its fixed job, for retries
+        self.storage_fault: BaseException | None = None  # the study storage failed
         self.lost: dict[tuple, int] = {}          # retry_key -> Ray workers lost in this run
         # Optuna keeps intermediate values for single-objective studies only.
         self.report_curves = len(study.directions) == 1
@@ -109,7 +110,21 @@ class RampSearcher(Searcher):
             state.pop(name, None)
         return state
 
+    @contextlib.contextmanager
+    def watching_storage(self) -> Iterator[None]:
+        """Remembers a storage failure inside a Tune callback: Tune wraps what a callback
+        raises in a TuneError that carries only a traceback's text."""
+        try:
+            yield
+        except storage_error_types() as exc:
+            self.storage_fault = self.storage_fault or exc
+            raise
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        with self.watching_storage():
+            return self._suggest(trial_id)
+
+    def _suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.pending:
             fixed = self.pending.pop(0)
             trial = new_fixed_trial(self.study, self.plan, fixed)
@@ -136,7 +151,8 @@ class RampSearcher(Searcher):
         if self.report_curves and result.get(key) is not None and result.get("epoch"):
             value = float(result[key])
             if math.isfinite(value):
-                trial.report(value, step=int(result["epoch"]))  # live curves
+                with self.watching_storage():
+                    trial.report(value, step=int(result["epoch"]))  # live curves
         if not result.get("final"):
             self.on_event("epoch", job, result)
 
@@ -145,9 +161,10 @@ class RampSearcher(Searcher):
         if trial_id not in self.live:
             return
         trial, job = self.live.pop(trial_id)
-        outcome = tell_outcome(self.study, trial, result, error, self.objective.key)
-        if error:
-            outcome = {**outcome, "retrying": self.retry(trial, job)}
+        with self.watching_storage():
+            outcome = tell_outcome(self.study, trial, result, error, self.objective.key)
+            if error:
+                outcome = {**outcome, "retrying": self.retry(trial, job)}
         self.on_event("end", job, outcome)
 
     def retry(self, trial: optuna.Trial, job: Job) -> bool:
@@ -355,6 +372,11 @@ def run_tuner(study: optuna.Study, plan: SearchPlan, data: ProxyData,
         tuner.fit()
     except KeyboardInterrupt:
         interrupted = True
+    except Exception:
+        if searcher.storage_fault is None:
+            raise
+        # Nothing more can be written; Ray stops the running trainings on the way out.
+        raise StorageFault(searcher.storage_fault, plan.location.storage_url) from None
     # Trials Tune did not see to an end: recorded as interrupted, candidates queued again.
     interrupted = interrupted or bool(searcher.live)
     for trial, _job in list(searcher.live.values()):

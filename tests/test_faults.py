@@ -343,3 +343,36 @@ def _wait_until(condition, process: subprocess.Popen, timeout: float = 600) -> N
             return
         time.sleep(0.5)
     raise AssertionError("timed out waiting for the search")
+
+
+@pytest.mark.slow
+def test_a_study_database_replaced_under_the_driver_ends_in_one_paragraph(tmp_path):
+    # The fault as it happens: a checkout, restore or sync puts another study.db file at the
+    # path while the driver holds the old one open; SQLite then refuses every write.
+    results = tmp_path / "results"
+    database = results / "moved" / "study.db"
+    driver = start_rampsearch(
+        tmp_path, "run", "--budget", "4.8GFLOPs", "--trials", "2", "--results", str(results),
+        "--study", "moved", "--max-concurrent", "1", "--reeval-top", "0", *TINY_PROXY)
+    try:
+        _wait_until(lambda: _count(database, "COMPLETE") >= 1 and running_trials(database),
+                    driver)
+        copy = tmp_path / "copy.db"
+        with sqlite3.connect(database, timeout=30) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        kept = _count(copy, "COMPLETE")
+        os.replace(copy, database)
+        driver.wait(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(timeout=60)
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert driver.returncode == 1, out[-2000:] + err[-2000:]
+    assert "Traceback" not in out + err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"rampsearch: error: the study storage sqlite:///{database}"), last
+    assert "(attempt to write a readonly database)" in last and "--resume" in last
+    # What ended before the file was replaced is in the database now at the path.
+    study = load(results, "moved")
+    assert len([t for t in study.get_trials() if t.state == TrialState.COMPLETE]) >= kept >= 1
