@@ -5,6 +5,7 @@ retried apart from the ramp's own failures, SIGTERM handled as Ctrl-C, one drive
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -212,16 +213,32 @@ def kill_worker_of(driver: subprocess.Popen, database: Path, wanted, spared: set
     raise AssertionError("no such trial ran in time")
 
 
+@contextlib.contextmanager
+def background_run(tmp_path: Path, study: str, *flags: str):
+    """`rampsearch run` of a tiny study in the background, one trial at a time, killed on
+    the way out if still running. Yields the driver, the results folder and the database;
+    the driver's output ends up in ``tmp_path``/out and err."""
+    results = tmp_path / "results"
+    driver = start_rampsearch(tmp_path, "run", "--budget", "4.8GFLOPs", "--results",
+                              str(results), "--study", study, "--max-concurrent", "1", *flags,
+                              *TINY_PROXY)
+    try:
+        yield driver, results, results / study / "study.db"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(timeout=60)
+
+
+def outputs(tmp_path: Path) -> tuple[str, str]:
+    return (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+
+
 @pytest.mark.slow
 def test_killed_workers_are_retried_and_a_killed_baseline_completes_on_resume(tmp_path):
-    results = tmp_path / "results"
-    database = results / "killed" / "study.db"
-    driver = start_rampsearch(
-        tmp_path, "run", "--budget", "4.8GFLOPs", "--trials", "1", "--results", str(results),
-        "--study", "killed", "--max-concurrent", "1", "--worker-retries", "1",
-        "--reeval-top", "0", *TINY_PROXY)
     killed: set[int] = set()
-    try:
+    with background_run(tmp_path, "killed", "--trials", "1", "--worker-retries", "1",
+                        "--reeval-top", "0") as (driver, results, database):
         first = kill_worker_of(driver, database, lambda t: t.get("role") == "baseline", killed)
         baseline = first["baseline"]
         retry = kill_worker_of(driver, database, lambda t: t.get("baseline") == baseline
@@ -229,11 +246,7 @@ def test_killed_workers_are_retried_and_a_killed_baseline_completes_on_resume(tm
         candidate = kill_worker_of(driver, database, lambda t: t.get("role") == "candidate",
                                    killed)
         driver.wait(timeout=900)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(timeout=60)
-    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    out, err = outputs(tmp_path)
     # The baseline lost its worker twice (--worker-retries 1): the run says so and fails.
     assert driver.returncode == 1, out[-2000:] + err[-2000:]
     assert f"not trained, their Ray worker died more than --worker-retries 1 times: " \
@@ -286,12 +299,7 @@ def test_killed_workers_are_retried_and_a_killed_baseline_completes_on_resume(tm
 
 @pytest.mark.slow
 def test_sigterm_is_handled_as_ctrl_c_and_a_second_driver_is_refused(tmp_path):
-    results = tmp_path / "results"
-    database = results / "term" / "study.db"
-    driver = start_rampsearch(
-        tmp_path, "run", "--budget", "4.8GFLOPs", "--trials", "2", "--results", str(results),
-        "--study", "term", "--max-concurrent", "1", *TINY_PROXY)
-    try:
+    with background_run(tmp_path, "term", "--trials", "2") as (driver, results, database):
         _wait_until(lambda: _count(database, "COMPLETE") >= 1 and running_trials(database),
                     driver)
         second = rampsearch("run", "--resume", "--study", "term", "--results", str(results),
@@ -304,11 +312,7 @@ def test_sigterm_is_handled_as_ctrl_c_and_a_second_driver_is_refused(tmp_path):
         running = [t["number"] for t in running_trials(database)]
         driver.send_signal(signal.SIGTERM)
         driver.wait(timeout=300)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(timeout=60)
-    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    out, err = outputs(tmp_path)
     assert driver.returncode not in (0, None), out[-2000:] + err[-2000:]
     assert f"rampsearch run --resume --study term --results {results}" in err
     assert "Traceback" not in err
@@ -349,12 +353,8 @@ def _wait_until(condition, process: subprocess.Popen, timeout: float = 600) -> N
 def test_a_study_database_replaced_under_the_driver_ends_in_one_paragraph(tmp_path):
     # The fault as it happens: a checkout, restore or sync puts another study.db file at the
     # path while the driver holds the old one open; SQLite then refuses every write.
-    results = tmp_path / "results"
-    database = results / "moved" / "study.db"
-    driver = start_rampsearch(
-        tmp_path, "run", "--budget", "4.8GFLOPs", "--trials", "2", "--results", str(results),
-        "--study", "moved", "--max-concurrent", "1", "--reeval-top", "0", *TINY_PROXY)
-    try:
+    with background_run(tmp_path, "moved", "--trials", "2", "--reeval-top", "0") as (
+            driver, results, database):
         _wait_until(lambda: _count(database, "COMPLETE") >= 1 and running_trials(database),
                     driver)
         copy = tmp_path / "copy.db"
@@ -363,11 +363,7 @@ def test_a_study_database_replaced_under_the_driver_ends_in_one_paragraph(tmp_pa
         kept = _count(copy, "COMPLETE")
         os.replace(copy, database)
         driver.wait(timeout=600)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(timeout=60)
-    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    out, err = outputs(tmp_path)
     assert driver.returncode == 1, out[-2000:] + err[-2000:]
     assert "Traceback" not in out + err
     last = err.strip().splitlines()[-1]
