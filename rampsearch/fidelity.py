@@ -638,9 +638,10 @@ def trust_warning(settings: ProxySettings) -> str | None:
             "fashion-mnist with 10 ramps near the budget and 3 paired seeds (docs/fidelity.md): "
             "the validation-loss ranking has a seed-blocked reliability of 0.62 for one seed "
             "and 0.81 for two, yet it did not agree with a reference trained on all 60,000 "
-            "images (Kendall tau -0.16, 95% interval -0.65 to +0.38, where a proxy ranking "
-            "like the reference would reach +0.60), and the four ramps the proxy called "
-            "better than the paper's were tied with it there. The race after the search says "
-            "better, worse or tied under this proxy, seed by seed; a verdict about ImageNet "
-            "needs ImageNet (`rampsearch data prepare`, then --data).")
+            "images whose own reliability is 0.80 (Kendall tau -0.02, 95% interval -0.50 to "
+            "+0.51, where a proxy ranking like the reference would reach +0.63); of the four "
+            "ramps the proxy called better than the paper's, three were tied with it there. "
+            "The race after the search says better, worse or tied under this proxy, seed by "
+            "seed; a verdict about ImageNet needs ImageNet (`rampsearch data prepare`, then "
+            "--data).")
     return textwrap.fill(text, width=100, subsequent_indent=" " * 11)
