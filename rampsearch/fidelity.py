@@ -42,7 +42,7 @@ from .bookkeeping import FixedJob
 from .errors import UserError
 from .leaderboard import compact_ramp
 from .objective import OBJECTIVES
-from .paired import common_seeds, seed_blocked
+from .paired import common_seeds, paired_difference, seed_blocked
 from .proxy import ProxySettings
 from .states import Attr, Role, Status, StudyAttr
 from .zero_cost import ZERO_COST_SCORES
@@ -399,12 +399,14 @@ def ramp_table(runs: pd.DataFrame, zero_cost: Mapping[str, Mapping[str, Any]],
             row[f"{name}_mean"] = float(np.mean(values))
             row[f"{name}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
             row[f"{name}_seeds"] = len(values)
+            row.update(versus_paper(by_seed[name], label, higher, name))
         for zero in ZERO_COST_SCORES:
             row[zero] = float(zero_cost.get(label, {}).get(zero, math.nan))
         row["attention_heads"] = ",".join(str(a) for a in first["ramp"])
         rows.append(row)
     columns = (["label", "ramp", "gflops"]
                + [f"{n}_{c}" for n in names for c in ("mean", "std", "seeds")]
+               + [f"{n}_{c}" for n in names for c in VERSUS_PAPER]
                + [f"{n}_rank" for n in names] + [*ZERO_COST_SCORES, "attention_heads"])
     table = pd.DataFrame(rows, columns=[c for c in columns if not c.endswith("_rank")])
     if table.empty:
@@ -413,6 +415,29 @@ def ramp_table(runs: pd.DataFrame, zero_cost: Mapping[str, Mapping[str, Any]],
         table[f"{name}_rank"] = table[f"{name}_mean"].rank(ascending=not higher,
                                                             method="min").astype(int)
     return table[columns].sort_values("reference_rank", kind="stable").reset_index(drop=True)
+
+
+PAPER_LABEL = "paper"  # the space's baseline name of the paper's ramp
+VERSUS_PAPER = ("vs_paper", "vs_paper_low", "vs_paper_high", "vs_paper_seeds", "verdict",
+                "seeds_to_separate")
+
+
+def versus_paper(by_seed: Mapping[str, Mapping[int, float]], label: str, maximize: bool,
+                 setting: str) -> dict[str, Any]:
+    """``label``'s paired difference to the paper's ramp under one setting, at the seeds the
+    two share, as the race computes it: mean, 95% interval, seeds, verdict (better, worse,
+    tied) and the seeds a tie's observed difference would need. Empty cells for the paper's
+    ramp itself, and where the paper's ramp was not measured."""
+    cells: dict[str, Any] = {f"{setting}_{c}": math.nan for c in VERSUS_PAPER}
+    cells[f"{setting}_verdict"] = ""
+    if label == PAPER_LABEL or PAPER_LABEL not in by_seed:
+        return cells
+    diff = paired_difference(by_seed[label], by_seed[PAPER_LABEL], maximize)
+    if diff.seeds < 2:
+        return cells
+    values = (diff.mean, diff.low, diff.high, diff.seeds, diff.verdict,
+              math.nan if diff.seeds_to_separate is None else diff.seeds_to_separate)
+    return {f"{setting}_{c}": value for c, value in zip(VERSUS_PAPER, values, strict=True)}
 
 
 def reliability_at(noise_std: float, spread_std: float, seeds: float) -> float:
@@ -542,6 +567,7 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
                           for name in names)
         lines.append(f"{row['label']:<22} {row['gflops']:>6.3f}  {cells}  "
                      f"{row['synflow']:>9.4g} {row['naswot']:>8.2f} {row['grad_norm']:>9.4g}")
+    lines += versus_paper_lines(table, names, digits)
     lines.append("")
     lines.append(f"{'against reference':<18} {'tau':>6} {'95% interval':>15} {'p':>6} "
                  f"{'tau@1':>6} {'ceiling':>7} "
@@ -572,6 +598,31 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
                  "once the seed effects shared by every ramp are removed; rel@S: seed-blocked "
                  "reliability of a mean of S seeds.")
     return "\n".join(lines)
+
+
+def versus_paper_lines(table: pd.DataFrame, names: Sequence[str], digits: int) -> list[str]:
+    """Each ramp's paired difference to the paper's ramp under every setting, as text; none
+    when the paper's ramp is not among the ramps."""
+    if PAPER_LABEL not in set(table["label"]):
+        return []
+    width = 2 * digits + 30
+    lines = ["", "paired difference to the paper's ramp at the same seeds, 95% interval "
+                 "(~N: the paired seeds a tie's observed difference would need)",
+             (f"{'ramp':<22} " + " ".join(f"{name:<{width}}" for name in names)).rstrip()]
+    for _, row in table[table["label"] != PAPER_LABEL].iterrows():
+        lines.append(f"{row['label']:<22} " + " ".join(
+            f"{_difference(row, name, digits):<{width}}" for name in names).rstrip())
+    return lines
+
+
+def _difference(row: pd.Series, name: str, digits: int) -> str:
+    if pd.isna(row[f"{name}_vs_paper"]):
+        return "-"
+    spec = f"+.{digits}f"
+    needed = row[f"{name}_seeds_to_separate"]
+    return (f"{row[f'{name}_vs_paper']:{spec}} [{row[f'{name}_vs_paper_low']:{spec}}, "
+            f"{row[f'{name}_vs_paper_high']:{spec}}] {row[f'{name}_verdict']}"
+            + ("" if pd.isna(needed) else f" ~{int(needed)}"))
 
 
 def reference_caveat(row: pd.Series) -> str:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from . import study as study_lib
+from .fidelity import PAPER_LABEL
 from .objective import OBJECTIVES, Objective
 from .ranking import RaceResult, format_race, verdict_paragraph
 from .states import PAPER, Attr, Role, Status
@@ -197,6 +198,33 @@ def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame, score: str) -> 
     return fig
 
 
+def fidelity_versus_paper(table: pd.DataFrame, score: str) -> go.Figure | None:
+    """Each ramp's paired difference to the paper's ramp under every setting, with its 95%
+    interval: where the proxy's verdicts hold under the reference and where they do not."""
+    names = [c.removesuffix("_verdict") for c in table.columns if c.endswith("_verdict")]
+    rows = table[table["label"] != PAPER_LABEL]
+    if rows.empty or not names:
+        return None
+    objective = OBJECTIVES[score]
+    fig = go.Figure()
+    for name in names:
+        mean = rows[f"{name}_vs_paper"]
+        fig.add_trace(go.Scatter(
+            x=mean, y=list(rows["label"]), mode="markers", name=name,
+            error_x=dict(type="data", symmetric=False,
+                         array=(rows[f"{name}_vs_paper_high"] - mean).fillna(0),
+                         arrayminus=(mean - rows[f"{name}_vs_paper_low"]).fillna(0)),
+            text=list(rows[f"{name}_verdict"]), marker=dict(size=9),
+            hovertemplate=f"%{{y}} under {name}: %{{x:+.4g}} (%{{text}})<extra></extra>"))
+    fig.add_vline(x=0, line=dict(color=_PAPER_COLOR, dash="dash"))
+    better = "right" if objective.maximize else "left"
+    fig.update_layout(title=f"Paired difference to the paper's ramp, same seeds, 95% intervals "
+                            f"({score}; better is {better} of 0)",
+                      xaxis_title=f"{objective.title} − paper's", scattermode="group",
+                      height=max(360, 30 * len(rows) * len(names)))
+    return fig
+
+
 def fidelity_section(fidelity: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> str:
     """The fidelity tables as HTML, per score: the summary against the reference, then every
     ramp."""
@@ -263,6 +291,9 @@ def build_report(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[int]
     if fidelity:
         for score, (table, summary) in fidelity.items():
             figures.append(fidelity_scatter(table, summary, score))
+            versus = fidelity_versus_paper(table, score)
+            if versus is not None:
+                figures.append(versus)
         sections.append(("How far the proxy ranking can be trusted",
                          fidelity_section(fidelity)))
         lines.append(f"fidelity: {len(table)} ramps measured under the proxy and the reference "

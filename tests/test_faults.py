@@ -60,6 +60,7 @@ def one_line_error(capsys) -> str:
     (["rank", "--top", "0"], "--top 0"),
     (["fidelity", "--cpus-per-trial", "0"], "--cpus-per-trial must be"),
     (["fidelity", "--max-concurrent", "0"], "--max-concurrent 0"),
+    (["fidelity", "--no-train", "--study", "never"], "no study 'never' under"),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, argv,
                                                   message):

@@ -32,6 +32,7 @@ from rampsearch.fidelity import (
     tau_ceiling,
     top_k_overlap,
     trust_warning,
+    versus_paper_lines,
 )
 from rampsearch.proxy import ProxySettings
 from search_spaces import load_space, parse_budget
@@ -158,6 +159,42 @@ def test_ramp_means_use_the_seeds_every_ramp_has():
     assert table.loc["sampled_2", "proxy_mean"] == 50.0
     assert set(table["proxy_seeds"]) == {2}
     assert list(table["proxy_rank"]) == [2, 1, 3, 4]
+
+
+def test_each_ramp_is_compared_with_the_paper_seed_by_seed():
+    """A seed effect of +-3 top-1 shared by every ramp hides a 1-point gain from an unpaired
+    comparison; the paired difference in the table finds it, and calls a 0.2 one tied."""
+    effects, rows = {0: -3.0, 1: 3.0, 2: 0.0}, []
+    offsets = {"paper": (0.0, 0.0, 0.0), "equal_split": (1.1, 0.9, 1.0),
+               "sampled_1": (0.3, -0.7, -0.2)}
+    for index, (label, offset) in enumerate(offsets.items()):
+        for setting in ("proxy", "reference"):
+            for seed, effect in effects.items():
+                top1 = 70.0 + effect + offset[seed]
+                rows.append({"trial": len(rows), "label": label, "ramp": [index + 1] * 18,
+                             "setting": setting, "seed": seed, "status": "completed",
+                             "top1": top1, "val_loss": (100 - top1) / 50, "wall_s": 60.0,
+                             "cpus": 1.0, "flops": 4e9, "curve": {}})
+    table = ramp_table(pd.DataFrame(rows), {}, DEPTHS).set_index("label")
+    better = table.loc["equal_split"]
+    paper = [70.0 + e for e in effects.values()]
+    gained = [70.0 + e + o for e, o in zip(effects.values(), offsets["equal_split"])]
+    assert stats.ttest_ind(gained, paper, equal_var=False).pvalue > 0.5  # unpaired: nothing
+    expected = stats.ttest_rel(gained, paper).confidence_interval(0.95)
+    assert better["proxy_vs_paper"] == pytest.approx(1.0)
+    assert better["proxy_vs_paper_low"] == pytest.approx(expected.low)
+    assert better["proxy_vs_paper_high"] == pytest.approx(expected.high)
+    assert better["proxy_verdict"] == "better" and better["proxy_vs_paper_seeds"] == 3
+    assert math.isnan(better["proxy_seeds_to_separate"])
+    tied = table.loc["sampled_1"]
+    assert tied["proxy_verdict"] == "tied" and tied["proxy_seeds_to_separate"] > 3
+    assert table.loc["paper", "proxy_verdict"] == ""
+    assert math.isnan(table.loc["paper", "proxy_vs_paper"])
+    text = "\n".join(versus_paper_lines(table.reset_index(), ["proxy", "reference"], 2))
+    assert "paired difference to the paper's ramp" in text
+    line = next(row for row in text.splitlines() if row.startswith("equal_split"))
+    assert line.count("better") == 2 and "+1.00 [" in line
+    assert versus_paper_lines(table.drop(index="paper").reset_index(), ["proxy"], 2) == []
 
 
 def test_summary_rows_and_values():

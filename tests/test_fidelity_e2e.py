@@ -55,10 +55,17 @@ def test_storage_holds_every_ramp_setting_and_seed(measured):
 def test_tables_are_written_and_printed(measured):
     results, out = measured
     table = pd.read_csv(results / "fid" / "fidelity.csv")
+    versus = ["vs_paper", "vs_paper_low", "vs_paper_high", "vs_paper_seeds", "verdict",
+              "seeds_to_separate"]
     assert list(table.columns) == [
         "label", "ramp", "gflops", "proxy_mean", "proxy_std", "proxy_seeds", "reference_mean",
-        "reference_std", "reference_seeds", "proxy_rank", "reference_rank", "synflow",
+        "reference_std", "reference_seeds", *[f"proxy_{c}" for c in versus],
+        *[f"reference_{c}" for c in versus], "proxy_rank", "reference_rank", "synflow",
         "naswot", "grad_norm", "attention_heads", "score"]
+    others = table[table["label"] != "paper"]
+    assert set(others["proxy_verdict"]) <= {"better", "worse", "tied"}
+    assert (others["proxy_vs_paper_seeds"] == 2).all()
+    assert (others["proxy_vs_paper_low"] <= others["proxy_vs_paper_high"]).all()
     assert len(table) == 6 and set(table["proxy_seeds"]) == {2}  # 3 ramps x 2 scores
     assert sorted(set(table["score"])) == ["top1", "val_loss"]
     loss = table[table["score"] == "val_loss"]
@@ -75,10 +82,12 @@ def test_tables_are_written_and_printed(measured):
     assert reference["cpu_min_per_trial"].iloc[0] > 0
     assert reference["blocked_seeds"].iloc[0] == 2
     for text in ("against reference", "proxy: 0 of 6 trainings already in the study, 6 to run",
-                 "fidelity.csv", "by val_loss (lower is better)", "by top1 (higher is better)"):
+                 "fidelity.csv", "by val_loss (lower is better)", "by top1 (higher is better)",
+                 "paired difference to the paper's ramp at the same seeds"):
         assert text in out
     page = (results / "fid" / "report.html").read_text()
     assert "How far the proxy ranking can be trusted" in page and 'id="plot-0"' in page
+    assert "Paired difference to the paper" in page
 
 
 def test_running_again_trains_nothing(measured):

@@ -128,15 +128,20 @@ def default_study_name(args: argparse.Namespace) -> str:
     return f"fidelity-{base}-{Path(args.space).stem}{budget}"
 
 
-def open_study(plan: Any, reference: Any, proxies: dict[str, Any]) -> Any:
-    """The fidelity study: created, or reopened if it measures the same settings. A proxy
-    may be added to a study that has the others (the same ramps then get one more
-    setting); one stored under the same name with other settings is refused."""
+def open_study(plan: Any, reference: Any, proxies: dict[str, Any], create: bool) -> Any:
+    """The fidelity study: created (if ``create``), or reopened if it measures the same
+    settings. A proxy may be added to a study that has the others (the same ramps then get
+    one more setting); one stored under the same name with other settings is refused."""
     import optuna
 
     location = plan.location
+    file = study_lib.storage_file(location.storage_url)
+    if not create and file is not None and not file.is_file():
+        raise_no_measurement(location)
     storage = study_lib.open_storage(location.storage_url)
     exists = location.name in {s.study_name for s in storage.get_all_studies()}
+    if not create and not exists:
+        raise_no_measurement(location)
     study = study_lib.create_or_check_study(location, plan.settings,
                                             optuna.samplers.RandomSampler(seed=0), resume=exists)
     stored = study.user_attrs.get(StudyAttr.FIDELITY, {})
@@ -161,6 +166,16 @@ def open_study(plan: Any, reference: Any, proxies: dict[str, Any]) -> Any:
     return study
 
 
+def raise_no_measurement(location: Any) -> None:
+    """--no-train on a study that was never measured: nothing to print, and nothing is
+    created (an empty study would become the latest under --results)."""
+    known = sorted(p.parent.name for p in location.results_dir.glob("*/run.json"))
+    raise UserError(f"no study {location.name!r} under {location.results_dir}/ "
+                    f"(known: {', '.join(known) or 'none'}); --no-train prints what a study "
+                    f"holds, so pass the --study and --results it was measured under, or "
+                    f"drop --no-train to measure it.")
+
+
 # ---------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
     import optuna
@@ -177,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(plan_options(args), proxy)
     budget: Budget | None = plan.budget if args.budget is not None else None
     ramps = choose_ramps(plan.space, args.samples, budget, seed=args.seed)
-    study = open_study(plan, reference, proxies)
+    study = open_study(plan, reference, proxies, create=args.train)
     if args.train:
         study_lib.lock_study(plan.location)  # a second driver on this study is refused
     print(f"study      {plan.location.name}   ({plan.location.storage_url})")
