@@ -210,7 +210,7 @@ def fidelity_versus_paper(table: pd.DataFrame, score: str) -> go.Figure | None:
     for name in names:
         mean = rows[f"{name}_vs_paper"]
         fig.add_trace(go.Scatter(
-            x=mean, y=list(rows["label"]), mode="markers", name=name,
+            x=mean, y=list(rows["label"]), mode="markers", name=name, orientation="h",
             error_x=dict(type="data", symmetric=False,
                          array=(rows[f"{name}_vs_paper_high"] - mean).fillna(0),
                          arrayminus=(mean - rows[f"{name}_vs_paper_low"]).fillna(0)),
@@ -221,6 +221,7 @@ def fidelity_versus_paper(table: pd.DataFrame, score: str) -> go.Figure | None:
     fig.update_layout(title=f"Paired difference to the paper's ramp, same seeds, 95% intervals "
                             f"({score}; better is {better} of 0)",
                       xaxis_title=f"{objective.title} − paper's", scattermode="group",
+                      yaxis=dict(autorange="reversed"),  # the reference's best ramp on top
                       height=max(360, 30 * len(rows) * len(names)))
     return fig
 
