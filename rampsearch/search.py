@@ -106,7 +106,7 @@ class RampSearcher(Searcher):
         # Tune pickles the searcher into its experiment checkpoint. We never restore from it
         # (the study is the state that survives), so the live objects stay out of the pickle.
         state = dict(self.__dict__)
-        for name in ("study", "on_event", "live"):
+        for name in ("study", "on_event", "live", "storage_fault"):
             state.pop(name, None)
         return state
 
