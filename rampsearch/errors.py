@@ -12,17 +12,21 @@ class StorageFault(Exception):
     """The study storage failed while a command used it: a SQLite file deleted, moved or
     replaced under a running driver, a full or read-only disk, a database server gone. Not
     the user's input, so the CLI exits 1; the paragraph says what failed, what is kept and
-    how to continue."""
+    how to continue. ``storage_url`` is given where trainings ran (they were stopped with
+    the failure); None where the failure came outside one."""
 
     def __init__(self, cause: BaseException, storage_url: str | None = None) -> None:
         super().__init__(cause)
         self.cause, self.storage_url = cause, storage_url
 
     def __str__(self) -> str:
-        where = f"the study storage {self.storage_url}" if self.storage_url else "the study storage"
+        where, stopped = "the study storage", ""
+        if self.storage_url:
+            where += f" {self.storage_url}"
+            stopped = ("; trainings still running were stopped and are trained again by the "
+                       "next run")
         return (f"{where} failed ({innermost_message(self.cause)}). Trials that ended before "
-                f"are kept in it; trainings still running were stopped and are trained again "
-                f"by the next run. Check that the database is still there and writable (a "
+                f"are kept in it{stopped}. Check that the database is still there and writable (a "
                 f"SQLite file deleted, moved or replaced while the command ran, a full disk, "
                 f"a database server that went away), then run the same command again "
                 f"(`rampsearch run --resume` for a search): it trains only what the study "

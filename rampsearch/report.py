@@ -123,6 +123,12 @@ def importances(study: optuna.Study, objective: Objective) -> go.Figure | None:
     return fig
 
 
+def interval_bars(mean: pd.Series, low: pd.Series, high: pd.Series) -> dict:
+    """Plotly error bars drawing each point's interval [low, high] (none where unknown)."""
+    return dict(type="data", symmetric=False, array=(high - mean).fillna(0),
+                arrayminus=(mean - low).fillna(0))
+
+
 def race_intervals(race: RaceResult | None) -> go.Figure | None:
     """Each leader's paired difference to the paper's ramp with its 95% interval, round by
     round: the intervals narrow as seeds are added, and a dropped leader stops."""
@@ -135,9 +141,7 @@ def race_intervals(race: RaceResult | None) -> go.Figure | None:
         fig.add_trace(go.Scatter(
             x=part["seeds"], y=part["diff_vs_paper"], mode="lines+markers",
             name=f"trial {contestant}",
-            error_y=dict(type="data", symmetric=False,
-                         array=(part["diff_high"] - part["diff_vs_paper"]).fillna(0),
-                         arrayminus=(part["diff_vs_paper"] - part["diff_low"]).fillna(0)),
+            error_y=interval_bars(part["diff_vs_paper"], part["diff_low"], part["diff_high"]),
             text=list(part["verdict"]),
             hovertemplate="%{x} seeds: %{y:+.4g} (%{text})<extra></extra>"))
     fig.add_hline(y=0, line=dict(color=_PAPER_COLOR, dash="dash"), annotation_text="paper ramp")
@@ -211,9 +215,8 @@ def fidelity_versus_paper(table: pd.DataFrame, score: str) -> go.Figure | None:
         mean = rows[f"{name}_vs_paper"]
         fig.add_trace(go.Scatter(
             x=mean, y=list(rows["label"]), mode="markers", name=name, orientation="h",
-            error_x=dict(type="data", symmetric=False,
-                         array=(rows[f"{name}_vs_paper_high"] - mean).fillna(0),
-                         arrayminus=(mean - rows[f"{name}_vs_paper_low"]).fillna(0)),
+            error_x=interval_bars(mean, rows[f"{name}_vs_paper_low"],
+                                  rows[f"{name}_vs_paper_high"]),
             text=list(rows[f"{name}_verdict"]), marker=dict(size=9),
             hovertemplate=f"%{{y}} under {name}: %{{x:+.4g}} (%{{text}})<extra></extra>"))
     fig.add_vline(x=0, line=dict(color=_PAPER_COLOR, dash="dash"))

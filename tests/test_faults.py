@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from rampsearch import study as study_lib
 from rampsearch.cli import main
-from rampsearch.errors import UserError
+from rampsearch.errors import StorageFault, UserError
 from rampsearch.search import check_cluster
 
 BASELINES = {"paper", "equal_split", "reverse_ramp", "all_attention_but_one",
@@ -140,6 +140,21 @@ def test_a_second_driver_is_refused_and_the_lock_ends_with_its_holder(tmp_path):
          "s.lock_study(s.StudyLocation('s', 'sqlite:///x', Path(sys.argv[1])))", str(tmp_path)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": environment()["PYTHONPATH"]})
     assert probe.returncode == 0, probe.stderr
+
+
+def test_a_storage_fault_quotes_the_database_and_says_what_ran_only_where_it_ran():
+    database = sqlite3.OperationalError("attempt to write a readonly database")
+    try:
+        try:
+            raise database
+        except sqlite3.OperationalError as exc:
+            raise RuntimeError("invalid data in the commit\nmore") from exc
+    except RuntimeError as wrapper:
+        outside, during = StorageFault(wrapper), StorageFault(wrapper, "sqlite:///s.db")
+    for text in (str(outside), str(during)):
+        assert "failed (attempt to write a readonly database)" in text and "\n" not in text
+    assert "still running" not in str(outside) and "storage failed" in str(outside)
+    assert "still running" in str(during) and "storage sqlite:///s.db failed" in str(during)
 
 
 # ------------------------------------------------------------ through Ray, slow

@@ -8,13 +8,14 @@ import subprocess
 from html.parser import HTMLParser
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
 import iformer
 from rampsearch import study as study_lib
 from rampsearch.commands.report import write_report
-from rampsearch.report import build_report
+from rampsearch.report import build_report, interval_bars
 
 SMALL = iformer.preset("small")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -142,3 +143,12 @@ def test_plots_have_their_data(tmp_path):
     assert curves.data[-1].name == "paper ramp"
     assert list(curves.data[-1].y) == pytest.approx(SMALL.high_ratios(), abs=1e-4)
     assert study.get_trials(states=(TrialState.COMPLETE,))
+
+
+def test_interval_bars_reach_each_end_and_skip_unknown_intervals():
+    mean = pd.Series([0.5, -1.0, 2.0])
+    bars = interval_bars(mean, pd.Series([0.25, -1.5, float("nan")]),
+                         pd.Series([1.0, 0.0, float("nan")]))
+    assert bars["symmetric"] is False
+    assert list(mean + bars["array"]) == [1.0, 0.0, 2.0]
+    assert list(mean - bars["arrayminus"]) == [0.25, -1.5, 2.0]  # unknown: no bar
