@@ -32,8 +32,8 @@ from timm.optim import create_optimizer_v2
 from timm.utils import ModelEmaV3
 
 import iformer
-from rampsearch.recipe import TrainRecipe, recipe_for_model
-from rampsearch.train import save_checkpoint
+from rampsearch.training.recipe import TrainRecipe, recipe_for_model
+from rampsearch.training.trainer import save_checkpoint
 
 
 def imagenet_like_jpegs(count: int, seed: int = 0) -> list[bytes]:

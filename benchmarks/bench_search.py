@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rampsearch import study as study_lib
+from rampsearch.study import storage as study_lib
 
 QUICK = ["--data", "synthetic", "--epochs", "2", "--train-samples", "256", "--batch-size", "64",
          "--width", "0.125"]

@@ -21,7 +21,7 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 
 import iformer
-from rampsearch.proxy import (
+from rampsearch.training.proxy import (
     ProxySettings,
     load_data_for,
     normalize,

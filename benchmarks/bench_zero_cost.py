@@ -18,8 +18,8 @@ from torch import nn
 
 import iformer
 from rampsearch.errors import UserError
-from rampsearch.proxy import ProxySettings, cpu_threads, load_data_for, proxy_model_config
-from rampsearch.zero_cost import grad_norm, naswot, score_batch, synflow
+from rampsearch.training.proxy import ProxySettings, cpu_threads, load_data_for, proxy_model_config
+from rampsearch.training.zero_cost import grad_norm, naswot, score_batch, synflow
 from search_spaces import baseline_ramps
 
 REPEATS = 3

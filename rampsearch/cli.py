@@ -1,4 +1,7 @@
-"""`rampsearch` command line: one sub-command per module in ``rampsearch.commands``.
+"""`rampsearch` command line: the table of commands, each a module of ``rampsearch.commands``.
+
+Every command module holds its ``HELP`` line, its ``DESCRIPTION``, optionally a ``FORMATTER``,
+``add_arguments(parser)`` and ``run(args)``, which parses, calls the library and prints.
 
 A command may list layers of defaults (`run`: its --config file, then a resumed study's stored
 settings); :func:`parse_args` sets them on the command's parser and parses again, so the
@@ -16,35 +19,40 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import argparse  # noqa: E402
-import importlib
-import pkgutil
 import signal
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
-from iformer import ConfigError
+from .commands import (
+    dashboard,
+    data,
+    export,
+    fidelity,
+    flops,
+    rank,
+    report,
+    run,
+    spaces,
+    train,
+)
+from .errors import StorageFault, UserError, storage_error_types, user_error_types
+from .training.fields import KIND_NAMES
 
-from .errors import StorageFault, UserError, storage_error_types
-from .settings import KIND_NAMES
-
-
-def command_modules() -> list[str]:
-    """Every module of ``rampsearch.commands``; each defines ``register(subparsers)``, which
-    adds its parser and sets ``handler``."""
-    from . import commands
-    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
-
-
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is meant for the user: printed, never a traceback."""
-    types: list[type[BaseException]] = [UserError, ConfigError]
-    try:  # the search-space package is optional at this layer
-        from search_spaces import SpaceError
-        types.append(SpaceError)
-    except ImportError:
-        pass
-    return tuple(types)
+# `rampsearch COMMAND`: the module that parses, runs and prints it.
+COMMANDS: dict[str, ModuleType] = {
+    "dashboard": dashboard,
+    "data": data,
+    "export": export,
+    "fidelity": fidelity,
+    "flops": flops,
+    "rank": rank,
+    "report": report,
+    "run": run,
+    "spaces": spaces,
+    "train": train,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +67,12 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
                     "under a FLOPs budget.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in command_modules():
-        importlib.import_module(f"rampsearch.commands.{name}").register(subparsers)
+    for name, command in COMMANDS.items():
+        parser_of = subparsers.add_parser(
+            name, help=command.HELP, description=command.DESCRIPTION,
+            formatter_class=getattr(command, "FORMATTER", argparse.HelpFormatter))
+        command.add_arguments(parser_of)
+        parser_of.set_defaults(handler=command.run)
     return parser, subparsers.choices
 
 

@@ -33,6 +33,19 @@ class StorageFault(Exception):
                 f"lacks.")
 
 
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is meant for the user: printed, never a traceback."""
+    from iformer import ConfigError
+
+    types: list[type[BaseException]] = [UserError, ConfigError]
+    try:  # the search-space package is optional at this layer
+        from search_spaces import SpaceError
+        types.append(SpaceError)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
 def storage_error_types() -> tuple[type[BaseException], ...]:
     """What Optuna's RDB storage raises when its database fails (imported only then)."""
     from optuna.exceptions import StorageInternalError

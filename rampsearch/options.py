@@ -2,7 +2,8 @@
 
 Each ``add_*`` function adds one group of flags, with their built-in defaults, to a command's
 parser; its ``check_*`` partner refuses values out of range with one sentence that names the
-fix. A command that fills options from a file or a stored study (``run``) lists those as
+fix; the ``*_from_args`` functions turn the parsed flags into the library's settings. Only
+this module and the commands know argparse. A command that fills options from a file or a stored study (``run``) lists those as
 layers of defaults that the command line sets with ``parser.set_defaults`` before parsing
 again (``rampsearch.cli.parse_args``), as timm's ``train.py`` does with its ``--config``.
 """
@@ -10,15 +11,15 @@ again (``rampsearch.cli.parse_args``), as timm's ``train.py`` does with its ``--
 from __future__ import annotations
 
 import argparse
-import math
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-import iformer
-
-from . import study as study_lib
 from .errors import UserError
+from .ranking.race_request import RaceRequest
+from .training.fields import field_values
+from .training.proxy import MIN_RESOLUTION, ProxySettings
+from .training.recipe import TrainRecipe, load_recipe
 
 RAY_DEFAULTS: dict[str, Any] = {"cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
                                 "max_concurrent": None, "ray_address": None,
@@ -50,12 +51,6 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder the studies were written to (default: results)")
 
 
-def budget_resolution(value: Any) -> tuple[int, int]:
-    """--budget-resolution (N or HxW, from the command line, a --config file or a stored
-    study) as (height, width)."""
-    return iformer.parse_image_size(value, "--budget-resolution")
-
-
 def add_budget_resolution(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-resolution", default="224", metavar="N|HxW",
                         help="input size the FLOPs budget is counted at")
@@ -81,42 +76,6 @@ def ray_options(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, key) for key in RAY_DEFAULTS}
 
 
-def check_resources(options: dict[str, Any]) -> None:
-    """The Ray flags, checked before anything starts (from the command line or a --config
-    file, so of any type). What the cluster has is checked once connected
-    (``search.check_cluster``)."""
-    cpus = number(options["cpus_per_trial"], "--cpus-per-trial")
-    gpus = number(options["gpus_per_trial"], "--gpus-per-trial")
-    if not cpus > 0 or not math.isfinite(cpus):
-        raise UserError(f"--cpus-per-trial must be positive, e.g. 1 (got {cpus:g}); Ray "
-                        f"reserves that many CPUs for every trial.")
-    if not gpus >= 0 or not math.isfinite(gpus):
-        raise UserError(f"--gpus-per-trial must be 0 or more, e.g. 1 or 0.5 (got {gpus:g}).")
-    concurrent = options.get("max_concurrent")
-    if concurrent is not None and whole_number(concurrent, "--max-concurrent") < 1:
-        raise UserError(f"--max-concurrent {concurrent}: give at least 1.")
-    retries = options.get("worker_retries")
-    if retries is not None and whole_number(retries, "--worker-retries") < 0:
-        raise UserError(f"--worker-retries {retries}: give 0 (never retry) or more.")
-
-
-def number(value: Any, flag: str) -> float:
-    """A number from the command line or a --config file, or a UserError naming ``flag``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise UserError(f"{flag} must be a number, got {value!r}.")
-    try:
-        return float(value)
-    except ValueError:
-        raise UserError(f"{flag} must be a number, got {value!r}.") from None
-
-
-def whole_number(value: Any, flag: str) -> int:
-    result = number(value, flag)
-    if not result.is_integer():
-        raise UserError(f"{flag} must be a whole number, got {value!r}.")
-    return int(result)
-
-
 def add_race_arguments(parser: argparse.ArgumentParser | Any, reeval_top: int = 0) -> None:
     """The race's flags (`rank` and `run`); ``reeval_top``: leaders raced by default."""
     parser.add_argument("--reeval-top", type=int, metavar="K", default=reeval_top,
@@ -127,6 +86,12 @@ def add_race_arguments(parser: argparse.ArgumentParser | Any, reeval_top: int = 
                         help="most race trainings in all (default: no limit but --max-seeds)")
     parser.add_argument("--race-epochs", type=int, metavar="E",
                         help="epochs of each race training (default: the search's)")
+
+
+def race_request(args: argparse.Namespace) -> RaceRequest:
+    """The flags of :func:`add_race_arguments` as the race's request."""
+    return RaceRequest(leaders=args.reeval_top, max_seeds=args.max_seeds,
+                       max_trainings=args.max_trainings, epochs=args.race_epochs)
 
 
 def check_race_arguments(args: argparse.Namespace) -> None:
@@ -141,28 +106,65 @@ def check_race_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--race-epochs {args.race_epochs}: give at least 1.")
 
 
-@dataclass(frozen=True)
-class ExistingStudy:
-    """A study written by `rampsearch run`, opened for a later command."""
-
-    location: study_lib.StudyLocation
-    study: Any           # optuna.Study
-    options: dict[str, Any]
-    space: Any           # search_spaces.SearchSpace
-
-
-def open_existing_study(results: Path, name: str | None) -> ExistingStudy:
-    """Find the study (by name or the latest) and open it (:func:`study_at`)."""
-    return study_at(study_lib.find_study(results, name))
+# The proxy settings a flag can override, with what the flag's help says of each.
+PROXY_FLAGS = {
+    "width": "width multiplier of head_dim",
+    "resolution": f"image side in px, >= {MIN_RESOLUTION}",
+    "epochs": "epochs per trial",
+    "train_samples": "training images per trial",
+    "val_samples": "validation images each trial is scored on",
+    "batch_size": "batch size",
+    "lr": "peak AdamW learning rate",
+}
 
 
-def study_at(location: study_lib.StudyLocation) -> ExistingStudy:
-    """Load the study, read its stored options and load its search space."""
-    from search_spaces import load_space
+def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that override :class:`ProxySettings` (all default to None: keep the base)."""
+    group = parser.add_argument_group("proxy training (defaults: ProxySettings)")
+    defaults = ProxySettings()
+    for name, text in PROXY_FLAGS.items():
+        value = getattr(defaults, name)
+        group.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None,
+                           help=f"{text} (default {value})")
 
-    from .plan import stored_options
 
-    study = study_lib.load_study(location)
-    options = stored_options(location)
-    return ExistingStudy(location, study, options,
-                         load_space(options["space"], base=options["base"]))
+def settings_from_args(args: argparse.Namespace,
+                       base: ProxySettings | None = None) -> ProxySettings:
+    """``base`` (default: ProxySettings()) with every flag the user gave applied, validated
+    (a flag's value may come from a --config file, so of any type)."""
+    overrides = {name: getattr(args, name) for name in PROXY_FLAGS
+                 if getattr(args, name, None) is not None}
+    settings = dataclasses.replace(base or ProxySettings(),
+                                   **field_values(ProxySettings, overrides, "proxy setting"))
+    settings.validate()
+    return settings
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, metavar="CONFIG",
+                        help="train.yaml written by `rampsearch export` (or a model config, "
+                             "trained with the paper's recipe)")
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
+                        help="ImageFolder root with train/<class>/ and val/<class>/")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="where checkpoints and metrics.csv go (default: train/ beside CONFIG)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --output from its last.pth")
+    parser.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="override the per-process batch size")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="data loading processes per training process")
+    parser.add_argument("--init", metavar="released|PATH",
+                        help="initial weights: the released iFormer checkpoint (the paper's "
+                             "ramp only) or a weights file")
+
+
+def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
+    recipe = load_recipe(args.config)
+    overrides = {name: getattr(args, name) for name in ("epochs", "batch_size", "workers")
+                 if getattr(args, name) is not None}
+    if overrides:
+        recipe = dataclasses.replace(recipe, **overrides)
+        recipe.validate(source="the command line")
+    return recipe

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import optuna
 
-from rampsearch import study as study_lib
+from rampsearch.study import storage as study_lib
 
 ROOT = str(Path(__file__).resolve().parents[1])
 

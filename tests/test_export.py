@@ -16,9 +16,14 @@ from optuna.trial import TrialState
 
 import iformer
 from rampsearch.cli import main
-from rampsearch.proxy import ProxySettings
-from rampsearch.recipe import TrainRecipe, load_recipe, recipe_for_model
-from rampsearch.study import StudyLocation, StudySettings, default_storage_url, write_run_file
+from rampsearch.study.storage import (
+    StudyLocation,
+    StudySettings,
+    default_storage_url,
+    write_run_file,
+)
+from rampsearch.training.proxy import ProxySettings
+from rampsearch.training.recipe import TrainRecipe, load_recipe, recipe_for_model
 
 PAPER_SMALL = iformer.preset("small").attention_heads
 SEARCHED = PAPER_SMALL[:9] + [8] + PAPER_SMALL[10:]  # one more attention head in block 9
@@ -246,14 +251,14 @@ def printed_by(code: str) -> str:
 def test_exporting_leaves_the_trainer_unloaded() -> None:
     """export reads the recipe alone, and so does the command line until `rampsearch train`
     runs: the DDP trainer stays unloaded."""
-    assert printed_by("import sys, rampsearch.export; loaded = ['rampsearch.train' in "
+    assert printed_by("import sys, rampsearch.reporting.export; loaded = ['rampsearch.training.trainer' in "
                       "sys.modules]; import rampsearch.cli; rampsearch.cli.build_parser(); "
-                      "print(loaded + ['rampsearch.train' in sys.modules])") == "[False, False]"
+                      "print(loaded + ['rampsearch.training.trainer' in sys.modules])") == "[False, False]"
 
 
 def test_ranking_reporting_and_exporting_leave_ray_unloaded() -> None:
     """The study's bookkeeping is apart from its execution: reading, ranking, reporting and
     exporting a study never import Ray (only training does)."""
-    assert printed_by("import sys, rampsearch.report, rampsearch.ranking, rampsearch.export, "
-                      "rampsearch.bookkeeping, rampsearch.commands.report, "
+    assert printed_by("import sys, rampsearch.reporting.report, rampsearch.ranking.race_results, rampsearch.reporting.export, "
+                      "rampsearch.study.trials, rampsearch.commands.report, "
                       "rampsearch.commands.rank; print('ray' in sys.modules)") == "False"

@@ -21,10 +21,10 @@ import pytest
 from cli_runs import environment, load, rampsearch, start_rampsearch
 from optuna.trial import TrialState
 
-from rampsearch import study as study_lib
 from rampsearch.cli import main
+from rampsearch.cluster.searcher import check_cluster
 from rampsearch.errors import StorageFault, UserError
-from rampsearch.search import check_cluster
+from rampsearch.study import storage as study_lib
 
 BASELINES = {"paper", "equal_split", "reverse_ramp", "all_attention_but_one",
              "one_attention_head"}
@@ -123,7 +123,7 @@ def test_a_second_driver_is_refused_and_the_lock_ends_with_its_holder(tmp_path):
     location = study_lib.StudyLocation("s", "sqlite:///x", tmp_path)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from rampsearch import study as s; "
+         "from rampsearch.study import storage as s; "
          "s.lock_study(s.StudyLocation('s', 'sqlite:///x', Path(sys.argv[1]))); "
          "print('locked', flush=True); time.sleep(600)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": environment()["PYTHONPATH"]})
@@ -136,7 +136,7 @@ def test_a_second_driver_is_refused_and_the_lock_ends_with_its_holder(tmp_path):
         holder.wait(timeout=30)
     probe = subprocess.run(  # the kernel released the killed holder's lock
         [sys.executable, "-c", "import sys; from pathlib import Path; "
-         "from rampsearch import study as s; "
+         "from rampsearch.study import storage as s; "
          "s.lock_study(s.StudyLocation('s', 'sqlite:///x', Path(sys.argv[1])))", str(tmp_path)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": environment()["PYTHONPATH"]})
     assert probe.returncode == 0, probe.stderr

@@ -12,7 +12,7 @@ from scipy import stats
 
 from rampsearch import cli
 from rampsearch.errors import UserError
-from rampsearch.fidelity import (
+from rampsearch.fidelity.tables import (
     MEASURED_UNTRUSTED,
     bootstrap_tau_interval,
     choose_ramps,
@@ -34,7 +34,7 @@ from rampsearch.fidelity import (
     trust_warning,
     versus_paper_lines,
 )
-from rampsearch.proxy import ProxySettings
+from rampsearch.training.proxy import ProxySettings
 from search_spaces import load_space, parse_budget
 
 DEPTHS = [3, 3, 9, 3]

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from cli_runs import rampsearch
 
-from rampsearch import study as study_lib
-from rampsearch.states import Role
+from rampsearch.attributes import Role
+from rampsearch.study import storage as study_lib
 
 pytestmark = pytest.mark.slow
 

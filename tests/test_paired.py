@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rampsearch.objective import OBJECTIVES, get_objective
 from rampsearch.options import RACE_DEFAULTS
-from rampsearch.paired import paired_difference, seed_blocked, seeds_to_separate
-from rampsearch.race import (
+from rampsearch.ranking.paired import paired_difference, seed_blocked, seeds_to_separate
+from rampsearch.ranking.race import (
     RaceRules,
     next_jobs,
     race_seeds,
@@ -19,6 +18,7 @@ from rampsearch.race import (
     reported_leader,
     verdicts,
 )
+from rampsearch.study.objective import OBJECTIVES, get_objective
 
 LOSS, TOP1 = OBJECTIVES["val_loss"], OBJECTIVES["top1"]
 # A seed effect shared by every ramp, much larger than the difference between the ramps.

@@ -12,12 +12,11 @@ import iformer
 from iformer import IFormerConfig
 from rampsearch.data import load_proxy_data
 from rampsearch.errors import UserError
-from rampsearch.proxy import (
+from rampsearch.options import add_proxy_arguments, settings_from_args
+from rampsearch.training.proxy import (
     ProxySettings,
-    add_proxy_arguments,
     proxy_model_config,
     random_shift_flip,
-    settings_from_args,
     train_proxy,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rampsearch.engine import TrainingPlan, run_training
+from rampsearch.training.engine import TrainingPlan, run_training
 
 
 def linear_plan(epochs: int, lr: float, poisoned_epoch: int | None = None) -> TrainingPlan:

@@ -13,9 +13,9 @@ import pytest
 from optuna.trial import TrialState
 
 import iformer
-from rampsearch import study as study_lib
-from rampsearch.commands.report import write_report
-from rampsearch.report import build_report, interval_bars
+from rampsearch.reporting.report import build_report, interval_bars
+from rampsearch.reporting.report_file import write_report
+from rampsearch.study import storage as study_lib
 
 SMALL = iformer.preset("small")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -96,8 +96,8 @@ class PlotCounter(HTMLParser):
 
 def test_report_holds_every_plot(tmp_path):
     location, study = make_study(tmp_path)
-    from rampsearch.leaderboard import leaderboard
-    from rampsearch.ranking import stored_race
+    from rampsearch.ranking.leaderboard import leaderboard
+    from rampsearch.ranking.race_results import stored_race
 
     frame = leaderboard(study, SMALL.depths)
     race = stored_race(study, frame)
@@ -131,9 +131,9 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 def test_plots_have_their_data(tmp_path):
     _, study = make_study(tmp_path)
-    from rampsearch.leaderboard import leaderboard
-    from rampsearch.objective import OBJECTIVES
-    from rampsearch.report import ramp_curves, score_vs_flops
+    from rampsearch.ranking.leaderboard import leaderboard
+    from rampsearch.reporting.report import ramp_curves, score_vs_flops
+    from rampsearch.study.objective import OBJECTIVES
 
     frame = leaderboard(study, SMALL.depths)
     scatter = score_vs_flops(frame, 4.8, OBJECTIVES["val_loss"])

@@ -7,11 +7,11 @@ import argparse
 
 import pytest
 
-from rampsearch import study as study_lib
 from rampsearch.cli import main, parse_args
 from rampsearch.errors import UserError
 from rampsearch.options import RACE_DEFAULTS
-from rampsearch.proxy import ProxySettings
+from rampsearch.study import storage as study_lib
+from rampsearch.training.proxy import ProxySettings
 
 
 def parse(*argv: str) -> argparse.Namespace:

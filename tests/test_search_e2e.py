@@ -25,7 +25,7 @@ import pytest
 from cli_runs import environment, load, rampsearch
 from optuna.trial import TrialState
 
-from rampsearch import study as study_lib
+from rampsearch.study import storage as study_lib
 
 pytestmark = pytest.mark.slow
 
@@ -269,7 +269,7 @@ def test_rank_races_more_seeds_without_rerunning_finished_ones(searched, ray_clu
 
 def test_objective_chooses_what_the_sampler_and_leaderboard_use(searched, tmp_path,
                                                                  ray_cluster):
-    from rampsearch.leaderboard import leaderboard
+    from rampsearch.ranking.leaderboard import leaderboard
 
     results, _ = searched
     by_loss = load(results, "e2e")
@@ -312,7 +312,7 @@ def test_asha_stops_weak_trials_which_never_rank_above_full_ones(tmp_path, ray_c
     assert all(t.state == TrialState.COMPLETE for t in full)
     assert all(t.state == TrialState.PRUNED and t.user_attrs["status"] == "stopped"
                for t in stopped)
-    from rampsearch.leaderboard import leaderboard
+    from rampsearch.ranking.leaderboard import leaderboard
 
     frame = leaderboard(study, [3, 3, 9, 3])
     statuses = list(frame["status"])

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from rampsearch.errors import UserError
-from rampsearch.proxy import ProxySettings
-from rampsearch.recipe import TrainRecipe
-from rampsearch.settings import check_ranges, field_values, unknown_keys
+from rampsearch.training.fields import check_ranges, field_values, unknown_keys
+from rampsearch.training.proxy import ProxySettings
+from rampsearch.training.recipe import TrainRecipe
 
 
 @dataclass

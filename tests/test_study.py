@@ -9,15 +9,15 @@ import pytest
 from optuna.trial import TrialState
 
 import iformer
-from rampsearch import study as study_lib
-from rampsearch.bookkeeping import tell_outcome
+from rampsearch.attributes import Attr, StudyAttr
 from rampsearch.errors import UserError
-from rampsearch.leaderboard import compact_ramp, leaderboard, pareto_mask
-from rampsearch.objective import OBJECTIVES
-from rampsearch.progress import Progress, format_duration
-from rampsearch.race import RaceRules
-from rampsearch.ranking import leaders, race_result
-from rampsearch.states import Attr, StudyAttr
+from rampsearch.ranking.leaderboard import compact_ramp, leaderboard, pareto_mask
+from rampsearch.ranking.race import RaceRules
+from rampsearch.ranking.race_results import leaders, race_result
+from rampsearch.reporting.progress import Progress, format_duration
+from rampsearch.study import storage as study_lib
+from rampsearch.study.objective import OBJECTIVES
+from rampsearch.study.trials import tell_outcome
 
 SMALL = iformer.preset("small")
 PAPER = SMALL.attention_heads

@@ -20,9 +20,9 @@ from PIL import Image
 import iformer
 from rampsearch.cli import main
 from rampsearch.errors import UserError
-from rampsearch.recipe import load_recipe, recipe_for_model
-from rampsearch.train import load_weights_file, train
 from rampsearch.train import main as train_main
+from rampsearch.training.recipe import load_recipe, recipe_for_model
+from rampsearch.training.trainer import load_weights_file, train
 
 CLASSES = 3
 TINY = iformer.IFormerConfig(depths=[1, 1, 1, 1], embed_dims=[8, 16, 24, 32],

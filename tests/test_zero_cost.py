@@ -9,8 +9,14 @@ import torch
 
 import iformer
 from rampsearch.data import load_proxy_data
-from rampsearch.proxy import ProxySettings, cpu_threads, proxy_model_config
-from rampsearch.zero_cost import ZERO_COST_SCORES, naswot, score_batch, synflow, zero_cost_scores
+from rampsearch.training.proxy import ProxySettings, cpu_threads, proxy_model_config
+from rampsearch.training.zero_cost import (
+    ZERO_COST_SCORES,
+    naswot,
+    score_batch,
+    synflow,
+    zero_cost_scores,
+)
 
 SMALL = iformer.preset("small")
 SETTINGS = ProxySettings(width=0.125, train_samples=128, val_samples=32, batch_size=32)

@@ -7,22 +7,21 @@ import socketserver
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .. import study as study_lib
 from ..errors import UserError
 from ..options import add_study_arguments
+from ..study import storage as study_lib
+
+HELP = "open the Optuna dashboard on a study"
+DESCRIPTION = ("Serve optuna-dashboard on the study's storage. It reads the storage live, "
+               "so a study being searched by `rampsearch run` updates as trials end.")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "dashboard", help="open the Optuna dashboard on a study",
-        description="Serve optuna-dashboard on the study's storage. It reads the storage live, "
-                    "so a study being searched by `rampsearch run` updates as trials end.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_arguments(parser)
     parser.add_argument("--storage", help="serve this Optuna storage URL or journal file instead")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", default=8080, type=int, help="port (default 8080)")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,12 +9,12 @@ from typing import Any
 
 from ..data import describe_source, prepare_imagefolder
 
+HELP = "prepare or describe proxy training data"
+DESCRIPTION = ("Proxy data sources: 'fashion-mnist' (Debian's dataset-fashion-mnist), "
+               "'synthetic' (generated), or a directory made by `data prepare`.")
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "data", help="prepare or describe proxy training data",
-        description="Proxy data sources: 'fashion-mnist' (Debian's dataset-fashion-mnist), "
-                    "'synthetic' (generated), or a directory made by `data prepare`.")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     prepare = actions.add_parser(
@@ -39,7 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--workers", type=int, default=None,
                          help="decoding processes (default: one per CPU)")
     prepare.add_argument("--quiet", action="store_true", help="no progress line")
-    prepare.set_defaults(handler=run_prepare)
 
     show = actions.add_parser(
         "show", help="print what a data source holds",
@@ -47,7 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "its headers or manifest without decoding images.")
     show.add_argument("source", help="fashion-mnist, synthetic, or a prepared directory")
     show.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
-    show.set_defaults(handler=run_show)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"prepare": run_prepare, "show": run_show}[args.data_command](args)
 
 
 def run_prepare(args: argparse.Namespace) -> int:

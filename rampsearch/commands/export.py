@@ -7,17 +7,17 @@ from pathlib import Path
 
 import iformer
 
-from .. import study as study_lib
-from ..export import export_trial
 from ..options import add_study_arguments
+from ..reporting.export import export_trial
+from ..study import storage as study_lib
+
+HELP = "write model.yaml, train.yaml and a README for one trial"
+DESCRIPTION = ("Export a trial's ramp as the full-size ImageNet model (model.yaml), the "
+               "paper's training recipe in timm train.py's format (train.yaml) and a "
+               "README with the commands to train it.")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "export", help="write model.yaml, train.yaml and a README for one trial",
-        description="Export a trial's ramp as the full-size ImageNet model (model.yaml), the "
-                    "paper's training recipe in timm train.py's format (train.yaml) and a "
-                    "README with the commands to train it.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_arguments(parser)
     parser.add_argument("--trial", default="best", metavar="best|N",
                         help="'best' (the leader the race's verdict names when the study "
@@ -25,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "within the budget) or a trial number")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (default: results/<study>/export)")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,39 +8,34 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from .. import study as study_lib
+from ..attributes import StudyAttr
 from ..errors import UserError
-from ..objective import DEFAULT_OBJECTIVE, OBJECTIVES
-from ..options import (
-    HelpFormatter,
-    add_budget_resolution,
-    add_ray_arguments,
-    budget_resolution,
-    check_resources,
-    ray_options,
-)
-from ..states import StudyAttr
+from ..options import HelpFormatter, add_budget_resolution, add_ray_arguments, ray_options
+from ..study import storage as study_lib
+from ..study.objective import DEFAULT_OBJECTIVE, OBJECTIVES
+from ..study.plan import budget_resolution, check_resources
 
 # More data, not only more epochs: small data sets favour convolution's prior, which a longer
 # schedule on the same images cannot reveal (docs/fidelity.md).
 DEFAULT_REFERENCE = {"train_samples": 60000, "epochs": 1, "val_samples": 10000}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "fidelity", help="measure how well a proxy setting ranks ramps against a reference",
-        description="Train K ramps (the paper's ramp, the ablation baselines and ramps drawn "
-                    "from the space by --seed) with S seeds under the --proxy setting and R "
-                    "under the --reference setting on Ray, then compare the two rankings of "
-                    "the seed means (validation loss and top-1): Kendall tau with a bootstrap "
-                    "interval, Spearman rho, seed-blocked reliability of each setting, seed "
-                    "noise against the spread between ramps, top-k overlap and "
-                    "CPU-minutes per trial; zero-cost scores of the same ramps are ranked "
-                    "against the reference too. Runs are kept in the study storage: running "
-                    "the same command again trains only what is missing. SETTINGS is "
-                    "'default', key=value pairs of proxy settings (epochs=12,width=0.5) or a "
-                    "YAML file; --reference pairs change the --proxy setting.",
-        formatter_class=HelpFormatter)
+HELP = "measure how well a proxy setting ranks ramps against a reference"
+DESCRIPTION = ("Train K ramps (the paper's ramp, the ablation baselines and ramps drawn "
+               "from the space by --seed) with S seeds under the --proxy setting and R "
+               "under the --reference setting on Ray, then compare the two rankings of "
+               "the seed means (validation loss and top-1): Kendall tau with a bootstrap "
+               "interval, Spearman rho, seed-blocked reliability of each setting, seed "
+               "noise against the spread between ramps, top-k overlap and "
+               "CPU-minutes per trial; zero-cost scores of the same ramps are ranked "
+               "against the reference too. Runs are kept in the study storage: running "
+               "the same command again trains only what is missing. SETTINGS is "
+               "'default', key=value pairs of proxy settings (epochs=12,width=0.5) or a "
+               "YAML file; --reference pairs change the --proxy setting.")
+FORMATTER = HelpFormatter  # "(default: X)" after an option's help
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--base", default="iformer_small", help="iformer_small/base/large or a model YAML")
     add("--space", default="monotone", help="space the sampled ramps come from")
@@ -72,7 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--study", help="study name (default: fidelity-<base>-<space>[-<budget>])")
     add("--results", default="results", type=Path, help="output folder")
     add_ray_arguments(parser)
-    parser.set_defaults(handler=run)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -89,7 +83,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def resolve_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """({name: settings} of the proxies, in order: proxy, proxy2, ...; the reference)."""
-    from ..fidelity import parse_settings, proxy_name
+    from ..fidelity.tables import parse_settings, proxy_name
 
     texts = args.proxy or ["default"]
     proxies = {proxy_name(i): parse_settings(text, flag="--proxy")
@@ -108,12 +102,13 @@ def resolve_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 def plan_options(args: argparse.Namespace) -> dict[str, Any]:
     """Options for build_plan: without --budget, the space's dearest ramp is the budget (so
     every ramp is feasible)."""
-    from search_spaces import load_space
+    from search_spaces import Budget, load_space
 
-    budget = args.budget
+    budget: Any = args.budget
     if budget is None:
+        img_size = budget_resolution(args.budget_resolution)
         space = load_space(args.space, base=args.base)
-        budget = str(space.max_flops(budget_resolution(args.budget_resolution)))
+        budget = Budget(space.max_flops(img_size), img_size)
     study = args.study or default_study_name(args)
     return {"budget": budget, "budget_resolution": args.budget_resolution, "base": args.base,
             "space": args.space, "data": args.data, "trials": 0, "sampler": "fixed",
@@ -182,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
 
     from search_spaces import Budget
 
-    from ..fidelity import choose_ramps, describe_settings
-    from ..plan import build_plan
+    from ..fidelity.tables import choose_ramps, describe_settings
+    from ..study.plan import build_plan
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_arguments(args)
@@ -218,7 +213,7 @@ def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[s
     """Train the (ramp, seed) pairs of one ``setting`` (name, settings, seeds) that have no
     ended run yet; Ray is started into ``ray_up`` by the first setting that trains and kept
     up for the others."""
-    from ..fidelity import fidelity_jobs
+    from ..fidelity.tables import fidelity_jobs
 
     name, settings, seeds = setting
     study_lib.recover_interrupted(study)
@@ -227,17 +222,12 @@ def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[s
           f"trainings already in the study, {len(jobs)} to run", flush=True)
     if not jobs:
         return 0
-    from ..progress import Progress
-    from ..proxy import load_data_for
-    from ..search import execute, ray_session  # imports Ray
+    from ..cluster.jobs import train_jobs  # imports Ray
+    from ..training.proxy import load_data_for
 
     data = load_data_for(args.data, settings)
-    ray_up.enter_context(ray_session(plan))
     setting_plan = dataclasses.replace(plan, proxy=settings)
-    progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
-                        depths=plan.space.base.depths, epochs=settings.epochs)
-    outcome = execute(study, setting_plan, data, jobs, 0, progress)
-    progress.finish()
+    outcome = train_jobs(study, setting_plan, jobs, data, ray_up)
     if outcome.interrupted:
         print("interrupted: finished trainings are kept; run the same command again to "
               "complete the measurement.")
@@ -249,8 +239,8 @@ def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
                     ramps: dict[str, list[int]], proxy: Any) -> None:
     """Zero-cost scores of every ramp on its proxy model, mean over the seeds; kept in the
     study so the report can show them. Only ramps not scored yet are scored."""
-    from ..proxy import load_data_for
-    from ..zero_cost import ZERO_COST_SCORES, zero_cost_scores
+    from ..training.proxy import load_data_for
+    from ..training.zero_cost import ZERO_COST_SCORES, zero_cost_scores
 
     stored = dict(study.user_attrs.get(StudyAttr.FIDELITY, {}))
     scores = dict(stored.get("zero_cost", {}))
@@ -275,7 +265,7 @@ def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
 def report(study: Any, plan: Any) -> int:
     import pandas as pd
 
-    from ..fidelity import FIDELITY_SCORES, fidelity_tables, format_tables
+    from ..fidelity.tables import FIDELITY_SCORES, fidelity_tables, format_tables
 
     tables, summaries, epochs = [], [], []
     for score in FIDELITY_SCORES:
@@ -293,7 +283,7 @@ def report(study: Any, plan: Any) -> int:
     print(f"summary        {folder / 'fidelity_summary.csv'} (tau per epoch: "
           f"fidelity_epochs.csv)")
     if any(not table.empty for table in tables):
-        from .report import write_report
+        from ..reporting.report_file import write_report
 
         print(f"report         {write_report(plan.location)}")
     print(f"study storage  {plan.location.storage_url}")

@@ -10,12 +10,12 @@ from iformer import ConfigError
 
 from ..errors import UserError
 
+HELP = "FLOPs, params and C_h/C per block of a ramp"
+DESCRIPTION = ("FLOPs (one multiply-add = one flop, as in the paper), parameters and the "
+               "per-block split C_h/C of an iFormer, computed by formula.")
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "flops", help="FLOPs, params and C_h/C per block of a ramp",
-        description="FLOPs (one multiply-add = one flop, as in the paper), parameters and the "
-                    "per-block split C_h/C of an iFormer, computed by formula.")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default="iformer_small",
                         help="preset (iformer_small/base/large) or a model YAML/JSON file")
     parser.add_argument("--attention-heads", metavar="A,A,...",
@@ -23,7 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--img-size", default=None, metavar="N or HxW",
                         help="input size (default: the model's own, 224 for presets)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(handler=run)
 
 
 def parse_ramp(text: str) -> list[int]:

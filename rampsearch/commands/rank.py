@@ -4,46 +4,43 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 
-from .. import study as study_lib
 from ..errors import UserError
-from ..leaderboard import format_table, leaderboard
 from ..options import (
     HelpFormatter,
     add_race_arguments,
     add_ray_arguments,
     add_study_arguments,
     check_race_arguments,
-    check_resources,
-    open_existing_study,
+    race_request,
     ray_options,
 )
-from ..plan import build_plan
-from ..proxy import ProxySettings
-from ..states import PAPER
+from ..ranking.leaderboard import format_table, leaderboard
+from ..study import storage as study_lib
+from ..study.plan import build_plan, check_resources
+from ..study.stored import open_existing_study
+from ..training.proxy import ProxySettings
+
+HELP = "leaderboard of a study; --reeval-top K races the leaders with seeds"
+DESCRIPTION = ("Write results/<study>/leaderboard.csv and .parquet and print the top, "
+               "ranked by the study's objective. Trials stopped early are never ranked "
+               "above fully trained ones. With --reeval-top K, the top K candidates and "
+               "the paper's ramp are raced: each round gives every surviving leader and "
+               "the paper's ramp one more seed (never the search's own seed), a leader "
+               "significantly worse than the best (seed-paired) is dropped, and the race "
+               "ends when the best is separated from the paper's ramp and the rest, or at "
+               "--max-seeds; rounds before the last decide at 99%, so that looking once "
+               "a round does not inflate false claims. Each leader gets its paired difference to the paper's ramp "
+               "with a 95% interval and a verdict: better, worse or tied. Run the same "
+               "command again to finish an interrupted race.")
+FORMATTER = HelpFormatter  # "(default: X)" after an option's help
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "rank", help="leaderboard of a study; --reeval-top K races the leaders with seeds",
-        description="Write results/<study>/leaderboard.csv and .parquet and print the top, "
-                    "ranked by the study's objective. Trials stopped early are never ranked "
-                    "above fully trained ones. With --reeval-top K, the top K candidates and "
-                    "the paper's ramp are raced: each round gives every surviving leader and "
-                    "the paper's ramp one more seed (never the search's own seed), a leader "
-                    "significantly worse than the best (seed-paired) is dropped, and the race "
-                    "ends when the best is separated from the paper's ramp and the rest, or at "
-                    "--max-seeds; rounds before the last decide at 99%, so that looking once "
-                    "a round does not inflate false claims. Each leader gets its paired difference to the paper's ramp "
-                    "with a 95% interval and a verdict: better, worse or tied. Run the same "
-                    "command again to finish an interrupted race.",
-        formatter_class=HelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_arguments(parser)
     parser.add_argument("--top", type=int, default=10, help="rows to print")
     add_race_arguments(parser)
     add_ray_arguments(parser)
-    parser.set_defaults(handler=run)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -69,68 +66,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.reeval_top:
         return 0
     options = {**options, **ray_options(args), "trials": 0}
-    proxy = ProxySettings.from_dict(options["proxy"])
-    plan = build_plan(options, proxy)
+    plan = build_plan(options, ProxySettings.from_dict(options["proxy"]))
     study_lib.lock_study(location)  # a second driver on this study is refused
-    return race(args, plan, study, frame)
+    from ..cluster.race_driver import run_race  # imports Ray
+    from ..ranking.race_request import plan_race, race_header, race_summary
 
-
-def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
-    """Race the leaders (``args``: reeval_top, max_seeds, max_trainings, race_epochs), print
-    the table and the verdict, write reeval.csv and race_rounds.csv. ``data``: the search's
-    images when already loaded. Returns 130 when interrupted."""
-    from ..race import RaceRules, race_seeds
-    from ..ranking import format_race, leaders, race_rounds, store_race, verdict_paragraph
-
-    chosen = leaders(frame, args.reeval_top)
-    if (chosen["role"] == PAPER).sum() == 0:
-        raise UserError("the race needs the paper's ramp completed in the study; run "
-                        f"`rampsearch run --resume --study {plan.location.name}` to train it.")
-    if len(chosen) < 2:
-        raise UserError("no completed candidate within the budget to race against the "
-                        "paper's ramp yet; let the search train some first.")
-    epochs = args.race_epochs or plan.proxy.epochs
-    rules = RaceRules(race_seeds(plan.settings.seed, args.max_seeds), args.max_trainings)
-    proxy = dataclasses.replace(plan.proxy, epochs=epochs)
-    race_plan = dataclasses.replace(plan, proxy=proxy)
-    objective = plan.objective
-    print(f"\nrace       top {len(chosen) - 1} candidate(s) and the paper's ramp, seeds "
-          f"{rules.seeds[0]}..{rules.seeds[-1]} at most, {epochs} epoch{'s' if epochs != 1 else ''}, by {objective.key} "
-          f"(paired by seed)", flush=True)
-
-    ray_started = False
-
-    def train(jobs) -> bool:
-        nonlocal data, ray_started
-        from ..progress import Progress
-        from ..proxy import load_data_for
-        from ..search import execute, ray_session  # imports Ray
-
-        if data is None:
-            data = load_data_for(plan.settings.data, proxy)
-        # Ray starts with the first round that trains and stays up for the rest (a no-op
-        # inside `run`, whose session is already up); a replayed race starts nothing.
-        if not ray_started:
-            ray_up.enter_context(ray_session(race_plan))
-            ray_started = True
-        progress = Progress(total_jobs=len(jobs), concurrency=plan.max_concurrent or 1,
-                            depths=plan.space.base.depths, epochs=epochs, objective=objective)
-        outcome = execute(study, race_plan, data, jobs, 0, progress)
-        progress.finish()
-        return outcome.interrupted
-
-    with contextlib.ExitStack() as ray_up:
-        result, interrupted = race_rounds(study, chosen, rules, epochs, objective, train)
-    store_race(study, chosen, rules, epochs)
-    print()
-    print(format_race(result))
-    folder = plan.location.folder
-    result.table.to_csv(folder / "reeval.csv", index=False)
-    result.history.to_csv(folder / "race_rounds.csv", index=False)
-    print(f"\nrace       {folder / 'reeval.csv'} (rounds: race_rounds.csv)")
-    if interrupted:
-        print("interrupted: finished race trainings are kept; run the same command again to "
-              "complete the race.")
-        return 130
-    print(verdict_paragraph(result))
-    return 0
+    race = plan_race(plan, frame, race_request(args))
+    print(race_header(race), flush=True)
+    with contextlib.ExitStack() as session:
+        result, interrupted = run_race(study, race, session)
+    print(race_summary(result, location.folder / "reeval.csv", interrupted))
+    return 130 if interrupted else 0

@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .. import study as study_lib
 from ..data import ProxyData
 from ..errors import UserError
-from ..objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from ..options import (
+    PROXY_FLAGS,
     RACE_DEFAULTS,
     RAY_DEFAULTS,
     HelpFormatter,
     add_budget_resolution,
+    add_proxy_arguments,
     add_race_arguments,
     add_ray_arguments,
     check_race_arguments,
-)
-from ..plan import SearchPlan, build_plan, stored_options
-from ..proxy import (
-    PROXY_FLAGS,
-    ProxySettings,
-    add_proxy_arguments,
-    load_data_for,
+    race_request,
     settings_from_args,
 )
-from ..samplers import SAMPLERS, make_sampler
+from ..ranking.race_request import RaceRequest
+from ..study import storage as study_lib
+from ..study.objective import DEFAULT_OBJECTIVE, OBJECTIVES
+from ..study.plan import SearchPlan, build_plan
+from ..study.samplers import SAMPLERS, make_sampler
+from ..study.stored import stored_options
+from ..training.proxy import ProxySettings, load_data_for
 
 # The built-in defaults, and the options a --config file may set (besides the proxy flags).
 DEFAULTS: dict[str, Any] = {
@@ -41,16 +42,17 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "run", help="search ramps under a FLOPs budget",
-        description="Search the per-block ratio C_h/C of iFormer under a FLOPs budget: Optuna "
-                    "proposes ramps, Ray trains each under a short proxy schedule, the study "
-                    "is stored in Optuna RDB storage (results/<study>/study.db). The paper's "
-                    "ramp and the ablation baselines are trained under the same proxy. "
-                    "Options come from the flags, then --config, then (with --resume) the "
-                    "study's stored settings, then the defaults shown here.",
-        formatter_class=HelpFormatter)
+HELP = "search ramps under a FLOPs budget"
+DESCRIPTION = ("Search the per-block ratio C_h/C of iFormer under a FLOPs budget: Optuna "
+               "proposes ramps, Ray trains each under a short proxy schedule, the study "
+               "is stored in Optuna RDB storage (results/<study>/study.db). The paper's "
+               "ramp and the ablation baselines are trained under the same proxy. "
+               "Options come from the flags, then --config, then (with --resume) the "
+               "study's stored settings, then the defaults shown here.")
+FORMATTER = HelpFormatter  # "(default: X)" after an option's help
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--budget", help="FLOPs budget, e.g. 4.8GFLOPs, 4800MFLOPs, 4.8e9 or 4.8GMACs; one "
                          "multiply-add counts as one FLOP, as in the iFormer paper; required "
@@ -85,8 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_race_arguments(race, reeval_top=RACE_DEFAULTS["reeval_top"])
     add_proxy_arguments(parser)
     # The layers of defaults above the built-in ones, highest first (``cli.parse_args``).
-    parser.set_defaults(handler=run, default_layers=(config_options, resumed_options),
-                        stored_proxy=None, **DEFAULTS)
+    parser.set_defaults(default_layers=(config_options, resumed_options), stored_proxy=None,
+                        **DEFAULTS)
 
 
 # ----------------------------------------------------------------------------- options
@@ -144,49 +146,48 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
-    from ..bookkeeping import work_left
-    from ..progress import Progress
-    from ..search import ray_session, run_search  # imports Ray
+    from ..cluster.connection import ray_session  # imports Ray
+    from ..cluster.jobs import search_study
 
     # What the storage would refuse is refused before Ray starts; then Ray: the cluster must
     # be able to run a trial before anything is written. It is kept up for the search and
     # its race.
     study_lib.check_study_can_start(plan.location, plan.settings, resume=args.resume)
-    with ray_session(plan):
+    with contextlib.ExitStack() as session:
+        session.enter_context(ray_session(plan))
         study = study_lib.create_or_check_study(plan.location, plan.settings, sampler,
                                                 resume=args.resume)
         study_lib.lock_study(plan.location)  # a second driver on this study is refused
         study_lib.write_run_file(plan.location, plan.settings, args.trials)
         print_plan(plan, data, args.reeval_top, args.max_seeds)
-        fixed, candidates = work_left(study, plan)
-        progress = Progress(total_jobs=len(fixed) + candidates,
-                            concurrency=plan.max_concurrent or 1,
-                            depths=plan.space.base.depths, epochs=proxy.epochs,
-                            objective=plan.objective)
-        outcome = run_search(study, plan, data, progress)
-        progress.finish()
+        outcome = search_study(study, plan, data, session)
         code = print_summary(study, plan, outcome)
         if code == 0 and args.reeval_top:
-            code = race_leaders(args, plan, study, data)
+            code = race_leaders(race_request(args), plan, study, data, session)
     return code
 
 
-def race_leaders(args: argparse.Namespace, plan: SearchPlan, study: Any, data: ProxyData
-                 ) -> int:
+def race_leaders(request: RaceRequest, plan: SearchPlan, study: Any, data: ProxyData,
+                 session: contextlib.ExitStack) -> int:
     """The race that ends a search: its leaders against the paper's ramp, paired seeds."""
-    from ..leaderboard import leaderboard
-    from .rank import race
-    from .report import write_report
+    from ..cluster.race_driver import run_race
+    from ..ranking.leaderboard import leaderboard
+    from ..ranking.race_request import plan_race, race_header, race_summary
+    from ..reporting.report_file import write_report
 
     try:
-        code = race(args, plan, study, leaderboard(study, plan.space.base.depths), data)
+        race = plan_race(plan, leaderboard(study, plan.space.base.depths), request)
     except UserError as exc:  # nothing to race (e.g. the paper's ramp failed): say so
         print(f"\nrace       not run: {exc}")
         return 0
+    print(race_header(race), flush=True)
+    result, interrupted = run_race(study, race, session, data)
+    print(race_summary(result, plan.location.folder / "reeval.csv", interrupted))
     print(f"report     {write_report(plan.location)}")
-    if code == 130:
+    if interrupted:
         print_resume(plan)
-    return code
+        return 130
+    return 0
 
 
 def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int) -> None:
@@ -219,7 +220,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int)
     ]
     print("\n".join(lines), flush=True)
     # How far a ranking at these proxy settings can be trusted (measured, docs/fidelity.md).
-    from ..fidelity import trust_warning
+    from ..fidelity.tables import trust_warning
 
     warning = trust_warning(proxy)
     if warning:
@@ -227,7 +228,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int)
 
 
 def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
-    from ..leaderboard import failure_summary, format_table, leaderboard
+    from ..ranking.leaderboard import failure_summary, format_table, leaderboard
 
     if outcome.recovered:
         print(f"recovered {len(outcome.recovered)} interrupted trial(s) from the last run: "
@@ -238,7 +239,7 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
     if failure_summary(frame):
         print(failure_summary(frame))
     folder = plan.location.folder
-    from .report import write_report
+    from ..reporting.report_file import write_report
 
     print()
     if not frame.empty:
@@ -248,26 +249,28 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
     print(f"study storage  {plan.location.storage_url}")
     print(f"run settings   {folder / study_lib.RUN_FILE}")
     print(f"ray logs       {folder / 'ray'}")
-    print(f"dashboard      rampsearch dashboard --study {plan.location.name}"
-          + (f" --results {plan.location.results_dir}"
-             if str(plan.location.results_dir) != "results" else ""))
+    print(f"dashboard      rampsearch dashboard --study {plan.location.name}" + results_flag(plan))
     if outcome.interrupted:
         print_resume(plan)
         return 130
     return lost_work_note(study, plan)
 
 
+def results_flag(plan: SearchPlan) -> str:
+    """`` --results DIR`` for a command that finds this study again; none for the default."""
+    results = plan.location.results_dir
+    return f" --results {results}" if str(results) != "results" else ""
+
+
 def print_resume(plan: SearchPlan) -> None:
     print(f"\ninterrupted: finished trials are kept; continue with\n  rampsearch run --resume "
-          f"--study {plan.location.name}"
-          + (f" --results {plan.location.results_dir}"
-             if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
+          f"--study {plan.location.name}" + results_flag(plan), file=sys.stderr)
 
 
 def lost_work_note(study: Any, plan: SearchPlan) -> int:
     """1, with the resume command, when trainings are still missing because their Ray worker
     died more often than --worker-retries allowed; 0 when the study has everything."""
-    from ..bookkeeping import work_left
+    from ..study.trials import work_left
 
     baselines, candidates = work_left(study, plan)
     if not baselines and not candidates:
@@ -276,7 +279,5 @@ def lost_work_note(study: Any, plan: SearchPlan) -> int:
                                                   if candidates else [])
     print(f"\nnot trained, their Ray worker died more than --worker-retries "
           f"{plan.worker_retries} times: {', '.join(missing)}; train them with\n  rampsearch "
-          f"run --resume --study {plan.location.name}"
-          + (f" --results {plan.location.results_dir}"
-             if str(plan.location.results_dir) != "results" else ""), file=sys.stderr)
+          f"run --resume --study {plan.location.name}" + results_flag(plan), file=sys.stderr)
     return 1

@@ -9,17 +9,18 @@ from typing import Any
 import search_spaces
 from search_spaces import Budget, SearchSpace, format_flops
 
-from ..options import add_budget_resolution, budget_resolution
+from ..options import add_budget_resolution
+from ..study.plan import budget_resolution
+
+HELP = "list the search spaces: size, FLOPs range, share within a budget"
+DESCRIPTION = ("List the built-in search spaces (or the ones named with --space) with "
+               "their exact number of ramps, their exact cheapest and dearest FLOPs and, "
+               "given a budget, the share of their ramps within it (exact where it can "
+               "be counted, a Monte-Carlo estimate otherwise, and said so). One "
+               "multiply-add counts as one flop, as in the paper.")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "spaces", help="list the search spaces: size, FLOPs range, share within a budget",
-        description="List the built-in search spaces (or the ones named with --space) with "
-                    "their exact number of ramps, their exact cheapest and dearest FLOPs and, "
-                    "given a budget, the share of their ramps within it (exact where it can "
-                    "be counted, a Monte-Carlo estimate otherwise, and said so). One "
-                    "multiply-add counts as one flop, as in the paper.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default=None,
                         help="preset (iformer_small/base/large) or a model YAML/JSON file; "
                              "default: the preset whose monotone ramps span the budget, or "
@@ -32,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a built-in space name or a YAML space file to list instead of "
                              "the built-ins (repeatable)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 
 KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
 
@@ -22,6 +22,15 @@ KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
 def unknown_keys(cls: type, data: Mapping[str, Any]) -> list[str]:
     """The keys of ``data`` that name no field of the dataclass ``cls``, sorted."""
     return sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+
+
+def check_known_fields(cls: type, data: Mapping[str, Any], message: str) -> None:
+    """Raise UserError with ``message`` (formatted with ``unknown`` and ``known``, the field
+    names) when ``data`` has keys that name no field of the dataclass ``cls``."""
+    unknown = unknown_keys(cls, data)
+    if unknown:
+        known = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise UserError(message.format(unknown=", ".join(unknown), known=known))
 
 
 def field_values(cls: type, data: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -25,9 +25,9 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from .errors import UserError
+from ..attributes import INTERRUPTED, Attr, Role, Status, StudyAttr
+from ..errors import UserError
 from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
-from .states import INTERRUPTED, Attr, Role, Status, StudyAttr
 
 LOCK_FILE = "driver.lock"      # results/<study>/driver.lock: held by the driver training it
 RUN_FILE = "run.json"          # results/<study>/run.json: where the study's storage is

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import optuna
 import pandas as pd
 
-from . import study as study_lib
-from .objective import Objective
-from .states import INTERRUPTED, PAPER, Attr, Role, Status
+from ..attributes import INTERRUPTED, PAPER, Attr, Role, Status
+from ..study import storage as study_lib
+from ..study.objective import Objective
 
 _STATUS_ORDER = {Status.COMPLETED: 0, Status.STOPPED: 1, Status.DIVERGED: 2,
                  Status.FAILED: 3, Status.WORKER_LOST: 4}

@@ -12,11 +12,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from . import study as study_lib
-from .fidelity import PAPER_LABEL
-from .objective import OBJECTIVES, Objective
-from .ranking import RaceResult, format_race, verdict_paragraph
-from .states import PAPER, Attr, Role, Status
+from ..attributes import PAPER, Attr, Role, Status
+from ..fidelity.tables import PAPER_LABEL
+from ..ranking.race_results import RaceResult, format_race, verdict_paragraph
+from ..study import storage as study_lib
+from ..study.objective import OBJECTIVES, Objective
 
 _PAPER_COLOR = "#d62728"
 _CANDIDATE_COLOR = "#1f77b4"
@@ -328,7 +328,7 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
     lines = [f"{len(frame)} trained ramps ({len(completed)} completed), budget "
              f"{budget_flops / 1e9:.3f} GFLOPs; objective: {objective.key} "
              f"({objective.direction}d); both val loss and top-1 are recorded"]
-    from .leaderboard import failure_summary
+    from ..ranking.leaderboard import failure_summary
 
     if failure_summary(frame):
         lines.append(failure_summary(frame))

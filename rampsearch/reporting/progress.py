@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .leaderboard import compact_ramp
-from .objective import OBJECTIVES, Objective
-from .states import Attr, Role, Status
+from ..attributes import Attr, Role, Status
+from ..ranking.leaderboard import compact_ramp
+from ..study.objective import OBJECTIVES, Objective
 
 
 def format_duration(seconds: float) -> str:

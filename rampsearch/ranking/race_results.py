@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import optuna
 import pandas as pd
 
-from . import study as study_lib
-from .bookkeeping import FixedJob
-from .objective import OBJECTIVES, Objective
+from ..attributes import PAPER, Attr, Role, Status, StudyAttr
+from ..study import storage as study_lib
+from ..study.objective import OBJECTIVES, Objective
+from ..study.trials import FixedJob
 from .paired import PairedDifference
 from .race import RaceRules, RaceState, next_jobs, replay, reported_leader, verdicts
-from .states import PAPER, Attr, Role, Status, StudyAttr
 
 RACE_COLUMNS = ["trial", "ramp", "seeds", "mean", "diff_vs_paper", "diff_low", "diff_high",
                 "verdict"]

@@ -11,7 +11,7 @@ import warnings
 
 import optuna
 
-from .errors import UserError
+from ..errors import UserError
 from .objective import get_objective
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "cmaes")

@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import UserError
-from .states import Attr
+from ..attributes import Attr
+from ..errors import UserError
 
 
 @dataclass(frozen=True)

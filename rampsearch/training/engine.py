@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .states import Status
+from ..attributes import Status
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets), both on the device
 

@@ -23,10 +23,16 @@ from optuna.trial import FrozenTrial, TrialState
 import iformer
 from iformer import IFormerConfig
 
-from . import study as study_lib
-from .errors import UserError
-from .recipe import PAPER_PROCESSES, PAPER_TOTAL_BATCH, TrainRecipe, paper_size, recipe_for_model
-from .states import INTERRUPTED, Attr, Role, Status, StudyAttr
+from ..attributes import INTERRUPTED, Attr, Role, Status, StudyAttr
+from ..errors import UserError
+from ..study import storage as study_lib
+from ..training.recipe import (
+    PAPER_PROCESSES,
+    PAPER_TOTAL_BATCH,
+    TrainRecipe,
+    paper_size,
+    recipe_for_model,
+)
 
 EXPORT_FOLDER = "export"
 IMAGENET_CLASSES = 1000
@@ -120,8 +126,8 @@ def race_best(study: optuna.Study) -> int | None:
     raced."""
     from search_spaces import load_space
 
-    from .leaderboard import leaderboard
-    from .ranking import stored_race
+    from ..ranking.leaderboard import leaderboard
+    from ..ranking.race_results import stored_race
 
     settings = study.user_attrs.get(StudyAttr.SETTINGS)
     if not settings or StudyAttr.RACE not in study.user_attrs:

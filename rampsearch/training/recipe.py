@@ -8,7 +8,6 @@ exporting needs neither the trainer nor its distributed and data-loading code.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -21,8 +20,8 @@ import yaml
 import iformer
 from iformer import IFormerConfig
 
-from .errors import UserError
-from .settings import check_ranges, field_values, unknown_keys
+from ..errors import UserError
+from .fields import check_known_fields, check_ranges, field_values
 
 # Keys timm's train.py passes to create_model itself (from num_classes, drop, drop_path and
 # input_size); model_kwargs repeating them would make timm fail with "multiple values".
@@ -93,12 +92,11 @@ class TrainRecipe:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "the training config"
                   ) -> TrainRecipe:
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            names = ", ".join(f.name for f in dataclasses.fields(cls))
-            raise UserError(f"{source} has key(s) {', '.join(unknown)} that rampsearch train does "
-                            f"not implement; remove them, or train with timm's train.py, which "
-                            f"reads the same file. Keys understood: {names}.")
+        where = source.replace("{", "{{").replace("}", "}}")  # a file name is no format
+        check_known_fields(cls, data, f"{where} has key(s) {{unknown}} that rampsearch train "
+                                      f"does not implement; remove them, or train with timm's "
+                                      f"train.py, which reads the same file. Keys understood: "
+                                      f"{{known}}.")
         if "model" not in data:
             raise UserError(f"{source} has no `model` key; it needs the timm model name, e.g. "
                             f"`model: iformer_small` (re-export it with `rampsearch export`).")
@@ -217,34 +215,3 @@ def load_recipe(path: Path) -> TrainRecipe:
     if isinstance(data.get("model"), str):
         return TrainRecipe.from_dict(data, source=str(path))
     return recipe_for_model(IFormerConfig.load(path))
-
-
-# ------------------------------------------------------------------------------ CLI
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", type=Path, metavar="CONFIG",
-                        help="train.yaml written by `rampsearch export` (or a model config, "
-                             "trained with the paper's recipe)")
-    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
-                        help="ImageFolder root with train/<class>/ and val/<class>/")
-    parser.add_argument("--output", type=Path, metavar="DIR",
-                        help="where checkpoints and metrics.csv go (default: train/ beside CONFIG)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --output from its last.pth")
-    parser.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
-    parser.add_argument("--batch-size", type=int, metavar="N",
-                        help="override the per-process batch size")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="data loading processes per training process")
-    parser.add_argument("--init", metavar="released|PATH",
-                        help="initial weights: the released iFormer checkpoint (the paper's "
-                             "ramp only) or a weights file")
-
-
-def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
-    recipe = load_recipe(args.config)
-    overrides = {name: getattr(args, name) for name in ("epochs", "batch_size", "workers")
-                 if getattr(args, name) is not None}
-    if overrides:
-        recipe = dataclasses.replace(recipe, **overrides)
-        recipe.validate(source="the command line")
-    return recipe

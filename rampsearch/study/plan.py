@@ -5,6 +5,7 @@ Everything a user can get wrong is checked here, before Ray starts or anything t
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import iformer
 from search_spaces import (
     Budget,
     BudgetCheck,
@@ -23,11 +25,10 @@ from search_spaces import (
     space_names,
 )
 
-from . import study as study_lib
-from .errors import UserError
+from ..errors import UserError
+from ..training.proxy import ProxySettings
+from . import storage as study_lib
 from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
-from .options import budget_resolution, check_resources, whole_number
-from .proxy import ProxySettings
 from .samplers import objectives_for
 
 
@@ -54,6 +55,48 @@ class SearchPlan:
         return objective_of(self.settings.objectives)
 
 
+def budget_resolution(value: Any) -> tuple[int, int]:
+    """--budget-resolution (N or HxW, from the command line, a --config file or a stored
+    study) as (height, width)."""
+    return iformer.parse_image_size(value, "--budget-resolution")
+
+
+def check_resources(options: dict[str, Any]) -> None:
+    """The Ray flags, checked before anything starts (from the command line or a --config
+    file, so of any type). What the cluster has is checked once connected
+    (``search.check_cluster``)."""
+    cpus = number(options["cpus_per_trial"], "--cpus-per-trial")
+    gpus = number(options["gpus_per_trial"], "--gpus-per-trial")
+    if not cpus > 0 or not math.isfinite(cpus):
+        raise UserError(f"--cpus-per-trial must be positive, e.g. 1 (got {cpus:g}); Ray "
+                        f"reserves that many CPUs for every trial.")
+    if not gpus >= 0 or not math.isfinite(gpus):
+        raise UserError(f"--gpus-per-trial must be 0 or more, e.g. 1 or 0.5 (got {gpus:g}).")
+    concurrent = options.get("max_concurrent")
+    if concurrent is not None and whole_number(concurrent, "--max-concurrent") < 1:
+        raise UserError(f"--max-concurrent {concurrent}: give at least 1.")
+    retries = options.get("worker_retries")
+    if retries is not None and whole_number(retries, "--worker-retries") < 0:
+        raise UserError(f"--worker-retries {retries}: give 0 (never retry) or more.")
+
+
+def number(value: Any, flag: str) -> float:
+    """A number from the command line or a --config file, or a UserError naming ``flag``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{flag} must be a number, got {value!r}.")
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"{flag} must be a number, got {value!r}.") from None
+
+
+def whole_number(value: Any, flag: str) -> int:
+    result = number(value, flag)
+    if not result.is_integer():
+        raise UserError(f"{flag} must be a whole number, got {value!r}.")
+    return int(result)
+
+
 def check_results_folder(results: Path) -> None:
     """Refuse a --results folder that cannot be written, without creating it: a throwaway
     folder is made and removed in its nearest existing parent."""
@@ -74,8 +117,11 @@ def check_results_folder(results: Path) -> None:
 
 
 def resolve_space(options: dict[str, Any]) -> tuple[Budget, SearchSpace, BudgetCheck]:
-    budget = parse_budget(str(options["budget"]),
-                          img_size=budget_resolution(options["budget_resolution"]))
+    """The budget (a Budget already, or the text of --budget at --budget-resolution), the
+    space and whether the budget binds in it."""
+    budget = options["budget"]
+    if not isinstance(budget, Budget):
+        budget = parse_budget(str(budget), img_size=budget_resolution(options["budget_resolution"]))
     family = options["space"] if options["space"] in space_names() else "monotone"
     base = options["base"] or choose_base(budget, family=family)
     space = load_space(options["space"], base=base)
@@ -133,20 +179,3 @@ def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
                       max_concurrent=concurrency, ray_address=address,
                       worker_retries=2 if options.get("worker_retries") is None
                       else int(options["worker_retries"]))
-
-
-def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:
-    """The options a study was started with, from its run.json."""
-    run_file = location.folder / study_lib.RUN_FILE
-    payload = study_lib.read_run_file(run_file)
-    stored = payload["settings"]
-    return {
-        "base": stored["base"], "space": stored["space"], "data": stored["data"],
-        "sampler": stored["sampler"], "seed": stored["seed"], "scheduler": stored["scheduler"],
-        "budget": str(stored["budget_flops"]),
-        "budget_resolution": "x".join(str(side) for side in stored["budget_img_size"]),
-        "trials": stored.get("trials"), "study": location.name,
-        "storage": study_lib.stored_storage_url(payload, run_file),
-        "results": str(location.results_dir), "proxy": stored["proxy"],
-        "objective": objective_of(stored.get("objectives")).key,
-    }

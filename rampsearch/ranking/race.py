@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .objective import Objective
+from ..study.objective import Objective
 from .paired import LEVEL, PairedDifference, paired_difference
 
 MIN_SEEDS = 2  # the first round: an interval needs two paired seeds

@@ -29,7 +29,7 @@ from torch import nn
 import iformer
 from iformer import IFormerConfig
 
-from .data import ProxyData
+from ..data import ProxyData
 from .proxy import (
     DeviceImages,
     ProxySettings,

@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 import iformer
 from search_spaces import CONSTRAINT_KEY
 
-from . import study as study_lib
-from .states import Attr, Role, Status
+from ..attributes import Attr, Role, Status
+from . import storage as study_lib
 
 if TYPE_CHECKING:
     from .plan import SearchPlan

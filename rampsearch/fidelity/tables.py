@@ -37,15 +37,15 @@ from scipy import stats
 
 from search_spaces import Budget, SearchSpace
 
-from . import study as study_lib
-from .bookkeeping import FixedJob
-from .errors import UserError
-from .leaderboard import compact_ramp
-from .objective import OBJECTIVES
-from .paired import common_seeds, paired_difference, seed_blocked
-from .proxy import ProxySettings
-from .states import Attr, Role, Status, StudyAttr
-from .zero_cost import ZERO_COST_SCORES
+from ..attributes import Attr, Role, Status, StudyAttr
+from ..errors import UserError
+from ..ranking.leaderboard import compact_ramp
+from ..ranking.paired import common_seeds, paired_difference, seed_blocked
+from ..study import storage as study_lib
+from ..study.objective import OBJECTIVES
+from ..study.trials import FixedJob
+from ..training.proxy import ProxySettings
+from ..training.zero_cost import ZERO_COST_SCORES
 
 # The reference trains with other seeds than the proxy: with the same seed both would start
 # from the same weights and see the same batches first, which would make them agree by luck.

@@ -11,7 +11,6 @@ the same metrics on the same machine and thread count.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import math
@@ -28,13 +27,13 @@ from torch import nn
 import iformer
 from iformer import IFormerConfig
 
-from .data import ProxyData, load_proxy_data
+from ..data import ProxyData, load_proxy_data
+from ..errors import UserError
 from .engine import Batch, EpochMetrics, TrainingPlan, TrainResult, run_training
-from .errors import UserError
-from .settings import check_ranges, field_values, unknown_keys
+from .fields import check_known_fields, check_ranges, field_values
 
-__all__ = ["EpochMetrics", "ProxySettings", "TrainResult", "add_proxy_arguments",
-           "load_data_for", "proxy_model_config", "settings_from_args", "train_proxy"]
+__all__ = ["EpochMetrics", "ProxySettings", "TrainResult", "load_data_for",
+           "proxy_model_config", "train_proxy"]
 
 MIN_RESOLUTION = 64  # stage 4 runs at 1/32 of the input: 64 px keeps it at 2x2 tokens
 DATA_SUBSET_SEED = 0  # every trial sees the same images, so trials differ by ramp alone
@@ -84,11 +83,8 @@ class ProxySettings:
         if not isinstance(data, Mapping):
             raise UserError(f"proxy settings must be a mapping of names to values, got "
                             f"{type(data).__name__}.")
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            known = ", ".join(f.name for f in dataclasses.fields(cls))
-            raise UserError(f"unknown proxy setting(s) {', '.join(unknown)}; known settings "
-                            f"are {known}.")
+        check_known_fields(cls, data, "unknown proxy setting(s) {unknown}; known settings "
+                                      "are {known}.")
         settings = cls(**field_values(cls, data, where="proxy setting"))
         settings.validate()
         return settings
@@ -118,41 +114,6 @@ class ProxySettings:
     @property
     def steps_per_epoch(self) -> int:
         return self.train_samples // self.batch_size  # the last partial batch is dropped
-
-
-# ---------------------------------------------------------------------------------- CLI
-# The proxy settings a flag can override, with what the flag's help says of each.
-PROXY_FLAGS = {
-    "width": "width multiplier of head_dim",
-    "resolution": f"image side in px, >= {MIN_RESOLUTION}",
-    "epochs": "epochs per trial",
-    "train_samples": "training images per trial",
-    "val_samples": "validation images each trial is scored on",
-    "batch_size": "batch size",
-    "lr": "peak AdamW learning rate",
-}
-
-
-def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that override :class:`ProxySettings` (all default to None: keep the base)."""
-    group = parser.add_argument_group("proxy training (defaults: ProxySettings)")
-    defaults = ProxySettings()
-    for name, text in PROXY_FLAGS.items():
-        value = getattr(defaults, name)
-        group.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None,
-                           help=f"{text} (default {value})")
-
-
-def settings_from_args(args: argparse.Namespace,
-                       base: ProxySettings | None = None) -> ProxySettings:
-    """``base`` (default: ProxySettings()) with every flag the user gave applied, validated
-    (a flag's value may come from a --config file, so of any type)."""
-    overrides = {name: getattr(args, name) for name in PROXY_FLAGS
-                 if getattr(args, name, None) is not None}
-    settings = dataclasses.replace(base or ProxySettings(),
-                                   **field_values(ProxySettings, overrides, "proxy setting"))
-    settings.validate()
-    return settings
 
 
 # ------------------------------------------------------------------------------ recipe
