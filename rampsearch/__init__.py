@@ -1,13 +1,19 @@
 """rampsearch: neural architecture search over the frequency ramp of iFormer.
 
-The application around the model (``iformer``) and the search spaces (``search_spaces``):
-the command line (``cli``, ``commands``, shared flags in ``options``), the validated plan of a
-search (``plan``), the Optuna study and its vocabulary of statuses, roles and attribute keys
-(``study``, ``states``), the Ray-free bookkeeping of trials (``bookkeeping``) apart from their
-execution on Ray Tune (``search``), the proxy data and recipe (``data``, ``proxy``) on the one
-training loop (``engine``), the objective (``objective``), seed-paired statistics and the race
-of the leaders against the paper's ramp (``paired``, ``race``, ``ranking``), the leaderboard,
-report and export, the proxy-fidelity measurement (``fidelity``, ``zero_cost``) and the full
-ImageNet recipe and trainer (``recipe``, ``train``). It is the only package that imports
-optuna, ray, pandas and plotly.
+The application around the model (``iformer``) and the search spaces (``search_spaces``), in
+layers; a module imports only from its own layer and the layers below it
+(``tests/test_architecture.py`` checks it):
+
+    cli.py, train.py, commands/, options.py   parse flags, call the library, print
+    cluster/      Ray: reaching it, the searcher, train_jobs, the race driver
+    reporting/    report.html, progress lines, the export of a winner
+    fidelity/     how well a proxy setting ranks ramps against a reference
+    ranking/      leaderboard, seed-paired statistics, the race's rules and results
+    study/        the Optuna study: storage, objective, samplers, trial bookkeeping, the plan
+    training/     one training loop for the proxy and the full recipe, zero-cost scores
+    data/         proxy data sets
+    errors.py, attributes.py   the exceptions and the words a study is recorded with
+
+It is the only package that imports optuna, ray, pandas and plotly; only ``cluster/`` (and
+the commands that train, when they train) imports Ray.
 """
