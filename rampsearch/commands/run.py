@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..data import ProxyData
 from ..errors import UserError
 from ..options import (
@@ -31,6 +29,7 @@ from ..study.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from ..study.plan import SearchPlan, build_plan
 from ..study.samplers import SAMPLERS, make_sampler
 from ..study.stored import stored_options
+from ..training.fields import read_mapping_file
 from ..training.proxy import ProxySettings, load_data_for
 
 # The built-in defaults, and the options a --config file may set (besides the proxy flags).
@@ -96,14 +95,12 @@ def config_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of the --config file (keys as flags, - or _), or none without one."""
     if args.config is None:
         return {}
-    try:
-        data = yaml.safe_load(args.config.read_text()) or {}
-    except OSError as exc:
-        raise UserError(f"cannot read --config {args.config}: {exc.strerror}.") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"--config {args.config} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"--config {args.config} must be a mapping of option names to values.")
+    data = read_mapping_file(
+        args.config,
+        unreadable=lambda exc: f"cannot read --config {args.config}: {exc.strerror}.",
+        invalid=lambda exc: f"--config {args.config} is not valid YAML: {exc}",
+        not_mapping=f"--config {args.config} must be a mapping of option names to values.",
+        empty_ok=True)
     known = set(DEFAULTS) | set(PROXY_FLAGS)
     options = {}
     for key, value in data.items():

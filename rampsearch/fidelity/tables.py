@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-import yaml
 from scipy import stats
 
 from search_spaces import Budget, SearchSpace
@@ -42,8 +41,9 @@ from ..errors import UserError
 from ..ranking.leaderboard import compact_ramp
 from ..ranking.paired import common_seeds, paired_difference, seed_blocked
 from ..study import storage as study_lib
-from ..study.objective import OBJECTIVES
+from ..study.objective import OBJECTIVES, format_number
 from ..study.trials import FixedJob
+from ..training.fields import read_mapping_file
 from ..training.proxy import ProxySettings
 from ..training.zero_cost import ZERO_COST_SCORES
 
@@ -105,14 +105,13 @@ def parse_number(value: str, key: str, flag: str) -> int | float:
 
 
 def read_settings_file(path: Path, flag: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{flag} {path}: cannot read it as YAML ({exc}); give a YAML mapping of "
-                        f"proxy settings, e.g. 'epochs: 12'.") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{flag} {path} must hold a mapping of proxy settings to values, e.g. "
-                        f"'epochs: 12'.")
+    def unreadable(exc: Exception) -> str:
+        return (f"{flag} {path}: cannot read it as YAML ({exc}); give a YAML mapping of proxy "
+                f"settings, e.g. 'epochs: 12'.")
+
+    data = read_mapping_file(path, unreadable, unreadable,
+                             f"{flag} {path} must hold a mapping of proxy settings to values, "
+                             f"e.g. 'epochs: 12'.")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
@@ -581,14 +580,14 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
         top = "" if pd.isna(row["top_k_overlap"]) else \
             f"{round(row['top_k_overlap'] * row['top_k'])}/{int(row['top_k'])}"
         lines.append(
-            f"{row['scorer']:<18} {_num(row['kendall_tau'], '+.2f'):>6} {interval:>15} "
-            f"{_num(row['tau_p'], '.3f'):>6} {_num(row['single_seed_tau'], '+.2f'):>6} "
-            f"{_num(row['tau_ceiling'], '+.2f'):>7} "
-            f"{_num(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
-            f"{_num(row['noise_std'], spec):>7} {_num(row['blocked_noise_std'], spec):>7} "
-            f"{_num(row['spread_std'], spec):>7} {_num(row['reliability_1_seeds'], '.2f'):>5} "
-            f"{_num(row['reliability_3_seeds'], '.2f'):>5} {_num(row['seeds_for_08'], '.0f'):>9} "
-            f"{_num(row['seed_tau'], '+.2f'):>8} {_num(row['cpu_min_per_trial'], '.2f'):>13}")
+            f"{row['scorer']:<18} {format_number(row['kendall_tau'], '+.2f'):>6} {interval:>15} "
+            f"{format_number(row['tau_p'], '.3f'):>6} {format_number(row['single_seed_tau'], '+.2f'):>6} "
+            f"{format_number(row['tau_ceiling'], '+.2f'):>7} "
+            f"{format_number(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
+            f"{format_number(row['noise_std'], spec):>7} {format_number(row['blocked_noise_std'], spec):>7} "
+            f"{format_number(row['spread_std'], spec):>7} {format_number(row['reliability_1_seeds'], '.2f'):>5} "
+            f"{format_number(row['reliability_3_seeds'], '.2f'):>5} {format_number(row['seeds_for_08'], '.0f'):>9} "
+            f"{format_number(row['seed_tau'], '+.2f'):>8} {format_number(row['cpu_min_per_trial'], '.2f'):>13}")
     reference = summary[summary["scorer"] == "reference"]
     if not reference.empty:
         lines.append(reference_caveat(reference.iloc[0]))
@@ -649,9 +648,6 @@ def _mean_std(row: pd.Series, name: str, digits: int = 2) -> str:
     return f"{row[f'{name}_mean']:.{digits}f}" + ("" if pd.isna(std) else
                                                   f" ±{std:.{digits}f}")
 
-
-def _num(value: Any, spec: str) -> str:
-    return "-" if value is None or pd.isna(value) else format(float(value), spec)
 
 
 FIDELITY_SCORES = tuple(OBJECTIVES)  # both scores are ranked

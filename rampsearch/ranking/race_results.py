@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..attributes import PAPER, Attr, Role, Status, StudyAttr
 from ..study import storage as study_lib
-from ..study.objective import OBJECTIVES, Objective
+from ..study.objective import OBJECTIVES, Objective, format_number
 from ..study.trials import FixedJob
 from .paired import PairedDifference
 from .race import RaceRules, RaceState, next_jobs, replay, reported_leader, verdicts
@@ -152,20 +152,17 @@ def format_race(result: RaceResult) -> str:
     paper = result.paper
     lines.append(f"{'paper':<12} {paper['seeds']:>5}  "
                  f"{objective.format(paper[f'mean_{objective.key}']).replace('%', ''):>10}  "
-                 f"{_num(paper['mean_top1']):>7}  {'':>34}  {'':<7}  reference")
+                 f"{format_number(paper['mean_top1'], '.2f'):>7}  {'':>34}  {'':<7}  reference")
     for _, row in result.table.iterrows():
         interval = (f"{objective.format(row['diff_vs_paper'], signed=True)} "
                     f"[{objective.format(row['diff_low'], signed=True)}, "
                     f"{objective.format(row['diff_high'], signed=True)}]")
         lines.append(f"{'trial ' + str(row['trial']):<12} {row['seeds']:>5}  "
                      f"{objective.format(row['mean']).replace('%', ''):>10}  "
-                     f"{_num(row['mean_top1']):>7}  {interval:>34}  {row['verdict']:<7}  "
+                     f"{format_number(row['mean_top1'], '.2f'):>7}  {interval:>34}  {row['verdict']:<7}  "
                      f"{row['standing']}")
     return "\n".join(lines)
 
-
-def _num(value: float) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
 
 
 def verdict_paragraph(result: RaceResult) -> str:

@@ -16,7 +16,7 @@ from ..attributes import PAPER, Attr, Role, Status
 from ..fidelity.tables import PAPER_LABEL
 from ..ranking.race_results import RaceResult, format_race, verdict_paragraph
 from ..study import storage as study_lib
-from ..study.objective import OBJECTIVES, Objective
+from ..study.objective import OBJECTIVES, Objective, format_number
 
 _PAPER_COLOR = "#d62728"
 _CANDIDATE_COLOR = "#1f77b4"
@@ -333,15 +333,15 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
     if failure_summary(frame):
         lines.append(failure_summary(frame))
     if len(paper):
-        lines.append(f"paper ramp: proxy val loss {_num(paper['val_loss'].iloc[0], '.4f')}, "
-                     f"top-1 {_num(paper['top1'].iloc[0], '.2f')}% at "
+        lines.append(f"paper ramp: proxy val loss {format_number(paper['val_loss'].iloc[0], '.4f')}, "
+                     f"top-1 {format_number(paper['top1'].iloc[0], '.2f')}% at "
                      f"{paper['gflops'].iloc[0]:.3f} GFLOPs"
                      + ("" if paper["within_budget"].iloc[0] else " (over budget)"))
     best = completed[(completed["role"] == Role.CANDIDATE) & completed["within_budget"]]
     if len(best):
         row = best.iloc[0]
         lines.append(f"best searched ramp by the objective (one seed): trial {row['trial']}, "
-                     f"val loss {_num(row['val_loss'], '.4f')}, top-1 {_num(row['top1'], '.2f')}% at "
+                     f"val loss {format_number(row['val_loss'], '.4f')}, top-1 {format_number(row['top1'], '.2f')}% at "
                      f"{row['gflops']:.3f} GFLOPs: {row['ramp']}")
     if race is not None and not race.table.empty:
         lines.append(" ".join(verdict_paragraph(race).removeprefix("verdict").split()))
@@ -351,5 +351,3 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
     return figures, lines
 
 
-def _num(value, spec: str) -> str:
-    return "-" if value is None or pd.isna(value) else format(float(value), spec)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..attributes import Attr
 from ..errors import UserError
@@ -73,3 +74,10 @@ def get_objective(name: str) -> Objective:
 def objective_of(objectives: list[str] | None) -> Objective:
     """The objective of a study from its stored objective list (first entry)."""
     return get_objective((objectives or [LEGACY_OBJECTIVE])[0])
+
+
+def format_number(value: Any, spec: str) -> str:
+    """``value`` in ``spec`` (".2f"), or "-" where there is none (None or NaN)."""
+    if value is None or math.isnan(float(value)):
+        return "-"
+    return format(float(value), spec)

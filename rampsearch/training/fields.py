@@ -11,8 +11,11 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from ..errors import UserError
 
@@ -77,3 +80,24 @@ def check_ranges(settings: Any, checks: Iterable[tuple[bool, str, str]], where: 
     for ok, name, expected in checks:
         if not ok:
             raise UserError(f"{where} {name} is {getattr(settings, name)!r}; use {expected}.")
+
+
+def read_mapping_file(path: Path, unreadable: Callable[[OSError], str],
+                      invalid: Callable[[yaml.YAMLError], str], not_mapping: str,
+                      empty_ok: bool = False) -> dict[str, Any]:
+    """The mapping a YAML (or JSON) file holds, or a UserError: ``unreadable`` and ``invalid``
+    word the file's OSError and YAML error, ``not_mapping`` a file that holds something else;
+    with ``empty_ok`` an empty file is an empty mapping."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(unreadable(exc)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(invalid(exc)) from None
+    if empty_ok and not data:
+        return {}
+    if not isinstance(data, Mapping):
+        raise UserError(not_mapping)
+    return dict(data)

@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import iformer
 from iformer import IFormerConfig
 
 from ..errors import UserError
-from .fields import check_known_fields, check_ranges, field_values
+from .fields import check_known_fields, check_ranges, field_values, read_mapping_file
 
 # Keys timm's train.py passes to create_model itself (from num_classes, drop, drop_path and
 # input_size); model_kwargs repeating them would make timm fail with "multiple values".
@@ -194,24 +192,23 @@ def recipe_for_model(config: IFormerConfig) -> TrainRecipe:
                        drop=config.drop_rate, drop_path=config.drop_path_rate)
 
 
+def yaml_line(exc: Exception) -> str:
+    """" at line N" of a YAML error that knows its line, else nothing."""
+    where = getattr(exc, "problem_mark", None)
+    return f" at line {where.line + 1}" if where is not None else ""
+
+
 def load_recipe(path: Path) -> TrainRecipe:
     """A ``train.yaml`` written by export, or a model config (YAML/JSON) trained with the
     paper's recipe."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read the training config {path}: {exc.strerror}. Pass the "
-                        f"train.yaml written by `rampsearch export`.") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise UserError(f"{path} is not valid YAML{line}; fix it or write it again with "
-                        f"`rampsearch export`.") from None
-    if not isinstance(data, Mapping):
-        raise UserError(f"{path} does not hold a mapping of settings; pass the train.yaml "
-                        f"written by `rampsearch export` or a model config.")
+    data = read_mapping_file(
+        path,
+        unreadable=lambda exc: f"cannot read the training config {path}: {exc.strerror}. Pass "
+                               f"the train.yaml written by `rampsearch export`.",
+        invalid=lambda exc: f"{path} is not valid YAML{yaml_line(exc)}; fix it or write it "
+                            f"again with `rampsearch export`.",
+        not_mapping=f"{path} does not hold a mapping of settings; pass the train.yaml written "
+                    f"by `rampsearch export` or a model config.")
     if isinstance(data.get("model"), str):
         return TrainRecipe.from_dict(data, source=str(path))
     return recipe_for_model(IFormerConfig.load(path))
