@@ -21,17 +21,18 @@ DEFAULT_REFERENCE = {"train_samples": 60000, "epochs": 1, "val_samples": 10000}
 
 
 HELP = "measure how well a proxy setting ranks ramps against a reference"
-DESCRIPTION = ("Train K ramps (the paper's ramp, the ablation baselines and ramps drawn "
-               "from the space by --seed) with S seeds under the --proxy setting and R "
-               "under the --reference setting on Ray, then compare the two rankings of "
-               "the seed means (validation loss and top-1): Kendall tau with a bootstrap "
-               "interval, Spearman rho, seed-blocked reliability of each setting, seed "
-               "noise against the spread between ramps, top-k overlap and "
-               "CPU-minutes per trial; zero-cost scores of the same ramps are ranked "
-               "against the reference too. Runs are kept in the study storage: running "
-               "the same command again trains only what is missing. SETTINGS is "
-               "'default', key=value pairs of proxy settings (epochs=12,width=0.5) or a "
-               "YAML file; --reference pairs change the --proxy setting.")
+# argparse folds the lines of a description into paragraphs of its own width.
+DESCRIPTION = """\
+Train K ramps (the paper's ramp, the ablation baselines and ramps drawn from the space by
+--seed) with S seeds under the --proxy setting and R under the --reference setting on Ray,
+then compare the two rankings of the seed means (validation loss and top-1): Kendall tau
+with a bootstrap interval, Spearman rho, seed-blocked reliability of each setting, seed
+noise against the spread between ramps, top-k overlap and CPU-minutes per trial; zero-cost
+scores of the same ramps are ranked against the reference too. Runs are kept in the study
+storage: running the same command again trains only what is missing. SETTINGS is 'default',
+key=value pairs of proxy settings (epochs=12,width=0.5) or a YAML file; --reference pairs
+change the --proxy setting.
+"""
 FORMATTER = HelpFormatter  # "(default: X)" after an option's help
 
 

@@ -22,17 +22,18 @@ from ..study.stored import open_existing_study
 from ..training.proxy import ProxySettings
 
 HELP = "leaderboard of a study; --reeval-top K races the leaders with seeds"
-DESCRIPTION = ("Write results/<study>/leaderboard.csv and .parquet and print the top, "
-               "ranked by the study's objective. Trials stopped early are never ranked "
-               "above fully trained ones. With --reeval-top K, the top K candidates and "
-               "the paper's ramp are raced: each round gives every surviving leader and "
-               "the paper's ramp one more seed (never the search's own seed), a leader "
-               "significantly worse than the best (seed-paired) is dropped, and the race "
-               "ends when the best is separated from the paper's ramp and the rest, or at "
-               "--max-seeds; rounds before the last decide at 99%, so that looking once "
-               "a round does not inflate false claims. Each leader gets its paired difference to the paper's ramp "
-               "with a 95% interval and a verdict: better, worse or tied. Run the same "
-               "command again to finish an interrupted race.")
+# argparse folds the lines of a description into paragraphs of its own width.
+DESCRIPTION = """\
+Write results/<study>/leaderboard.csv and .parquet and print the top, ranked by the study's
+objective. Trials stopped early are never ranked above fully trained ones. With --reeval-top
+K, the top K candidates and the paper's ramp are raced: each round gives every surviving
+leader and the paper's ramp one more seed (never the search's own seed), a leader
+significantly worse than the best (seed-paired) is dropped, and the race ends when the best
+is separated from the paper's ramp and the rest, or at --max-seeds; rounds before the last
+decide at 99%, so that looking once a round does not inflate false claims. Each leader gets
+its paired difference to the paper's ramp with a 95% interval and a verdict: better, worse
+or tied. Run the same command again to finish an interrupted race.
+"""
 FORMATTER = HelpFormatter  # "(default: X)" after an option's help
 
 

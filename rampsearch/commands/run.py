@@ -42,12 +42,14 @@ DEFAULTS: dict[str, Any] = {
 
 
 HELP = "search ramps under a FLOPs budget"
-DESCRIPTION = ("Search the per-block ratio C_h/C of iFormer under a FLOPs budget: Optuna "
-               "proposes ramps, Ray trains each under a short proxy schedule, the study "
-               "is stored in Optuna RDB storage (results/<study>/study.db). The paper's "
-               "ramp and the ablation baselines are trained under the same proxy. "
-               "Options come from the flags, then --config, then (with --resume) the "
-               "study's stored settings, then the defaults shown here.")
+# argparse folds the lines of a description into paragraphs of its own width.
+DESCRIPTION = """\
+Search the per-block ratio C_h/C of iFormer under a FLOPs budget: Optuna proposes ramps, Ray
+trains each under a short proxy schedule, the study is stored in Optuna RDB storage
+(results/<study>/study.db). The paper's ramp and the ablation baselines are trained under
+the same proxy. Options come from the flags, then --config, then (with --resume) the study's
+stored settings, then the defaults shown here.
+"""
 FORMATTER = HelpFormatter  # "(default: X)" after an option's help
 
 
