@@ -34,7 +34,7 @@ from .errors import UserError
 from .settings import check_ranges, field_values, unknown_keys
 
 __all__ = ["EpochMetrics", "ProxySettings", "TrainResult", "add_proxy_arguments",
-           "load_data_for", "proxy_model_config", "settings_from_args", "train_proxy"]
+           "default_settings", "load_data_for", "proxy_model_config", "settings_from_args", "train_proxy"]
 
 MIN_RESOLUTION = 64  # stage 4 runs at 1/32 of the input: 64 px keeps it at 2x2 tokens
 DATA_SUBSET_SEED = 0  # every trial sees the same images, so trials differ by ramp alone
@@ -131,6 +131,17 @@ PROXY_FLAGS = {
     "batch_size": "batch size",
     "lr": "peak AdamW learning rate",
 }
+
+
+# Settings that differ by data set from the ProxySettings defaults. Imagenette's train split
+# has 9,469 images: the proxy sees each once (147 steps), until the Imagenette fidelity
+# measurement (docs/fidelity.md) chooses its default.
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {"imagenette": {"train_samples": 9469}}
+
+
+def default_settings(source: str) -> ProxySettings:
+    """The default proxy settings for training on ``source``."""
+    return dataclasses.replace(ProxySettings(), **DATA_DEFAULTS.get(source, {}))
 
 
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from .. import study as study_lib
-from ..data import ProxyData
+from ..data import ProxyData, choose_source
 from ..errors import UserError
 from ..objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from ..options import (
@@ -27,6 +27,7 @@ from ..proxy import (
     PROXY_FLAGS,
     ProxySettings,
     add_proxy_arguments,
+    default_settings,
     load_data_for,
     settings_from_args,
 )
@@ -35,7 +36,7 @@ from ..samplers import SAMPLERS, make_sampler
 # The built-in defaults, and the options a --config file may set (besides the proxy flags).
 DEFAULTS: dict[str, Any] = {
     "budget": None, "budget_resolution": "224", "base": None, "space": "monotone",
-    "data": "fashion-mnist", "trials": 7, "sampler": "tpe", "study": None, "storage": None,
+    "data": "auto", "trials": 7, "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
     **RAY_DEFAULTS, **RACE_DEFAULTS,
 }
@@ -59,8 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--base", help="iformer_small/base/large or a model YAML (default: the preset whose "
                        "ramp range contains the budget)")
     add("--space", help="search space: free, monotone, stagewise, smooth, or a YAML file")
-    add("--data", help="fashion-mnist, synthetic, or a folder made by `rampsearch data "
-                       "prepare`")
+    add("--data", help="imagenette (made once by `rampsearch data get imagenette`), "
+                       "fashion-mnist, synthetic, or a folder made by `rampsearch data "
+                       "prepare`; auto: imagenette where it is prepared, else fashion-mnist")
     add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines")
     add("--objective", choices=tuple(OBJECTIVES),
         help="score the sampler optimises and the leaderboard and race rank by; both are "
@@ -139,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say it better
     check_arguments(args)
+    args.data, data_note = choose_source(str(args.data))
     proxy = settings_from_args(args, base=ProxySettings.from_dict(args.stored_proxy)
-                               if args.stored_proxy else None)
+                               if args.stored_proxy else default_settings(args.data))
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
@@ -157,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                                                 resume=args.resume)
         study_lib.lock_study(plan.location)  # a second driver on this study is refused
         study_lib.write_run_file(plan.location, plan.settings, args.trials)
-        print_plan(plan, data, args.reeval_top, args.max_seeds)
+        print_plan(plan, data, args.reeval_top, args.max_seeds, data_note)
         fixed, candidates = work_left(study, plan)
         progress = Progress(total_jobs=len(fixed) + candidates,
                             concurrency=plan.max_concurrent or 1,
@@ -189,7 +192,8 @@ def race_leaders(args: argparse.Namespace, plan: SearchPlan, study: Any, data: P
     return code
 
 
-def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int) -> None:
+def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int,
+               data_note: str | None = None) -> None:
     from search_spaces import format_flops
 
     space, proxy, check = plan.space, plan.proxy, plan.check
@@ -201,6 +205,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int)
         f"{plan.budget.img_size[0]}x{plan.budget.img_size[1]}",
         f"budget     {format_flops(plan.budget.flops)}" + (f"  ({check.note})" if check.note
                                                           else ""),
+        f"data       {plan.settings.data}" + (f"  ({data_note})" if data_note else ""),
         f"proxy      width {proxy.width}, {proxy.resolution}px, {proxy.epochs} epochs, "
         f"{len(data.train_labels):,} train / {len(data.val_labels):,} val images of "
         f"{data.manifest.get('source', '?')} ({data.num_classes} classes), batch "
