@@ -7,7 +7,12 @@ DEBIAN_PACKAGES := dataset-fashion-mnist chromium
 BUDGET ?= 4.8GFLOPs
 RUN_ARGS ?=
 
-.PHONY: setup run test bench lint clean debian
+# Imagenette, prepared once per machine: from $RAMPSEARCH_IMAGENETTE (an archive, folder or
+# URL), else the archive beside the checkout, else the public download. Where none can be had
+# the run trains on Fashion-MNIST and its plan says so.
+IMAGENETTE ?= $(or $(RAMPSEARCH_IMAGENETTE),$(wildcard ../shared/data/imagenette2-160.tgz))
+
+.PHONY: setup run test bench lint clean debian data
 
 setup: $(STAMP) debian
 
@@ -31,7 +36,11 @@ debian:
 	  echo "      and the report test, or pass --data with your own prepared data set."; \
 	fi
 
-run: setup
+data: setup
+	@$(BIN)/rampsearch data get imagenette --quiet $(if $(IMAGENETTE),--from $(IMAGENETTE)) \
+	  || echo "note: Imagenette could not be had; the run trains on Fashion-MNIST instead."
+
+run: setup data
 	$(BIN)/rampsearch run --budget $(BUDGET) $(RUN_ARGS)
 
 test: setup

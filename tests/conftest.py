@@ -15,7 +15,26 @@ from pathlib import Path
 import pytest
 from cli_runs import cluster_auth, environment
 
-REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+from rampsearch.data.cache import CACHE_ENV
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+REFERENCE_DIR = SHARED_DIR / "reference"
+IMAGENETTE_ARCHIVE = SHARED_DIR / "data" / "imagenette2-160.tgz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A cache folder of the test session's own (every command it starts inherits it), so
+    what this machine prepared before (Imagenette, which `--data auto` would pick) does not
+    change what the tests train on; a test that needs Imagenette prepares it here."""
+    folder = tmp_path_factory.mktemp("cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
 
 
 @pytest.fixture(scope="session")

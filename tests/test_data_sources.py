@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rampsearch.data import balanced_indices, describe_source, fashion_mnist, load_proxy_data
+from rampsearch.data.cache import CACHE_ENV
 from rampsearch.errors import UserError
 
 needs_fashion_mnist = pytest.mark.skipif(
@@ -19,7 +20,7 @@ needs_fashion_mnist = pytest.mark.skipif(
 
 @pytest.fixture
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(fashion_mnist.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(fashion_mnist.DIR_ENV, raising=False)
     return tmp_path / "cache"
 

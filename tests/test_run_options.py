@@ -24,7 +24,7 @@ def test_config_file_fills_what_flags_leave_out(tmp_path):
     args = parse("--config", str(config), "--trials", "5")
     assert args.budget == "4.7GFLOPs" and args.space == "free" and args.batch_size == 32
     assert args.trials == 5  # the flag wins
-    assert args.sampler == "tpe" and args.data == "fashion-mnist"  # defaults fill the rest
+    assert args.sampler == "tpe" and args.data == "auto"  # defaults fill the rest
 
 
 def test_config_values_are_converted_as_flags_are(tmp_path):

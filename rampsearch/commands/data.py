@@ -1,4 +1,5 @@
-"""`rampsearch data prepare|show`: build a proxy data set from ImageNet, or describe one."""
+"""`rampsearch data get|prepare|show`: fetch Imagenette, build a proxy data set from ImageNet,
+or describe one."""
 
 from __future__ import annotations
 
@@ -7,15 +8,35 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..data import describe_source, prepare_imagefolder
+from ..data import describe_source, imagenette, prepare_imagefolder
 
 HELP = "prepare or describe proxy training data"
-DESCRIPTION = ("Proxy data sources: 'fashion-mnist' (Debian's dataset-fashion-mnist), "
-               "'synthetic' (generated), or a directory made by `data prepare`.")
+DESCRIPTION = ("Proxy data sources: 'imagenette' (made once by `data get imagenette`), "
+               "'fashion-mnist' (Debian's dataset-fashion-mnist), 'synthetic' "
+               "(generated), or a directory made by `data prepare`.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    get = actions.add_parser(
+        "get", help="download Imagenette and prepare it as proxy data (--data imagenette)",
+        description="Download the public imagenette2-160.tgz (10 ImageNet classes, 9,469 "
+                    "train / 3,925 val photographs), or take --from a local archive, an "
+                    "extracted folder or another URL; check its layout and counts; and "
+                    f"prepare it at {' and '.join(map(str, imagenette.RESOLUTIONS))} px under "
+                    "the cache directory ($RAMPSEARCH_CACHE, else ~/.cache/rampsearch), where "
+                    "--data imagenette finds it. A broken or partial download never becomes "
+                    "a data set; resolutions prepared before are kept.")
+    get.add_argument("name", choices=[imagenette.NAME], help="the data set to get")
+    get.add_argument("--from", dest="source", metavar="PATH_OR_URL",
+                     help=f"archive, folder or URL to take it from (default: "
+                          f"{imagenette.PUBLIC_URL})")
+    get.add_argument("--res", type=resolutions, default=imagenette.RESOLUTIONS,
+                     metavar="PX[,PX...]",
+                     help=f"resolutions to prepare "
+                          f"({','.join(map(str, imagenette.RESOLUTIONS))})")
+    get.add_argument("--quiet", action="store_true", help="no progress bars")
 
     prepare = actions.add_parser(
         "prepare", help="decode a class subset of ImageNet (or any ImageFolder) to .npy",
@@ -44,12 +65,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "show", help="print what a data source holds",
         description="Classes, counts, resolution and provenance of a data source, read from "
                     "its headers or manifest without decoding images.")
-    show.add_argument("source", help="fashion-mnist, synthetic, or a prepared directory")
+    show.add_argument("source",
+                      help="imagenette, fashion-mnist, synthetic, or a prepared directory")
     show.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"prepare": run_prepare, "show": run_show}[args.data_command](args)
+    actions = {"get": run_get, "prepare": run_prepare, "show": run_show}
+    return actions[args.data_command](args)
+
+
+def resolutions(text: str) -> tuple[int, ...]:
+    try:
+        sides = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sides = ()
+    if not sides or min(sides) < 8:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of image sides in px, e.g. "
+                                         f"64,96")
+    return sides
+
+
+def run_get(args: argparse.Namespace) -> int:
+    report = imagenette.get_imagenette(args.source, args.res, progress=not args.quiet)
+    print(f"imagenette is ready in {report.home}: {report.counts['train']} train + "
+          f"{report.counts['val']} val images, prepared at "
+          f"{', '.join(f'{side} px' for side in report.resolutions)} "
+          f"({report.wall_s:.0f} s); use --data imagenette.")
+    return 0
 
 
 def run_prepare(args: argparse.Namespace) -> int:

@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
     from search_spaces import Budget
 
-    from ..fidelity.tables import choose_ramps, describe_settings
+    from ..fidelity.tables import choose_ramps, describe_settings, study_ramps
     from ..study.plan import build_plan
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -187,8 +187,13 @@ def run(args: argparse.Namespace) -> int:
     proxy = proxies["proxy"]
     plan = build_plan(plan_options(args), proxy)
     budget: Budget | None = plan.budget if args.budget is not None else None
-    ramps = choose_ramps(plan.space, args.samples, budget, seed=args.seed)
     study = open_study(plan, reference, proxies, create=args.train)
+    # The ramps a study measures are fixed once drawn: a later run (another --seed, a
+    # larger --samples) keeps them and only adds ramps.
+    ramps = choose_ramps(plan.space, args.samples, budget, seed=args.seed,
+                         known=study_ramps(study))
+    if args.train:
+        store_ramps(study, ramps)
     if args.train:
         study_lib.lock_study(plan.location)  # a second driver on this study is refused
     print(f"study      {plan.location.name}   ({plan.location.storage_url})")
@@ -199,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<10} {describe_settings(settings)}")
     print(f"reference  {describe_settings(reference)}, {reference_seeds} seeds")
     with contextlib.ExitStack() as ray_up:  # one Ray session for every setting that trains
-        for name, settings in (*proxies.items(), ("reference", reference)):
+        # The reference first: it is the dearest part, and no proxy under test changes it.
+        for name, settings in (("reference", reference), *proxies.items()):
             seeds = reference_seeds if name == "reference" else args.seeds
             if args.train and train_setting(study, plan, args, ramps, (name, settings, seeds),
                                             ray_up) == 130:
@@ -207,6 +213,14 @@ def run(args: argparse.Namespace) -> int:
     if args.zero_cost:
         store_zero_cost(study, plan, args, ramps, proxy)
     return report(study, plan)
+
+
+def store_ramps(study: Any, ramps: dict[str, list[int]]) -> None:
+    """Record the measured ramps by label, so the study keeps its ramps however it is run
+    again."""
+    stored = dict(study.user_attrs.get(StudyAttr.FIDELITY, {}))
+    stored["ramps"] = {**stored.get("ramps", {}), **ramps}
+    study.set_user_attr(StudyAttr.FIDELITY, stored)
 
 
 def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[str, list[int]],

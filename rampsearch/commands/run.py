@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..data import ProxyData
+from ..data import ProxyData, choose_source
 from ..errors import UserError
 from ..options import (
     PROXY_FLAGS,
@@ -30,12 +30,12 @@ from ..study.plan import SearchPlan, build_plan
 from ..study.samplers import SAMPLERS, make_sampler
 from ..study.stored import stored_options
 from ..training.fields import read_mapping_file
-from ..training.proxy import ProxySettings, load_data_for
+from ..training.proxy import ProxySettings, default_settings, load_data_for
 
 # The built-in defaults, and the options a --config file may set (besides the proxy flags).
 DEFAULTS: dict[str, Any] = {
     "budget": None, "budget_resolution": "224", "base": None, "space": "monotone",
-    "data": "fashion-mnist", "trials": 7, "sampler": "tpe", "study": None, "storage": None,
+    "data": "auto", "trials": 7, "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
     **RAY_DEFAULTS, **RACE_DEFAULTS,
 }
@@ -62,8 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--base", help="iformer_small/base/large or a model YAML (default: the preset whose "
                        "ramp range contains the budget)")
     add("--space", help="search space: free, monotone, stagewise, smooth, or a YAML file")
-    add("--data", help="fashion-mnist, synthetic, or a folder made by `rampsearch data "
-                       "prepare`")
+    add("--data", help="imagenette (made once by `rampsearch data get imagenette`), "
+                       "fashion-mnist, synthetic, or a folder made by `rampsearch data "
+                       "prepare`; auto: imagenette where it is prepared, else fashion-mnist")
     add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines")
     add("--objective", choices=tuple(OBJECTIVES),
         help="score the sampler optimises and the leaderboard and race rank by; both are "
@@ -140,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say it better
     check_arguments(args)
+    args.data, data_note = choose_source(str(args.data))
     proxy = settings_from_args(args, base=ProxySettings.from_dict(args.stored_proxy)
-                               if args.stored_proxy else None)
+                               if args.stored_proxy else default_settings(args.data))
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
@@ -158,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                                                 resume=args.resume)
         study_lib.lock_study(plan.location)  # a second driver on this study is refused
         study_lib.write_run_file(plan.location, plan.settings, args.trials)
-        print_plan(plan, data, args.reeval_top, args.max_seeds)
+        print_plan(plan, data, args.reeval_top, args.max_seeds, data_note)
         outcome = search_study(study, plan, data, session)
         code = print_summary(study, plan, outcome)
         if code == 0 and args.reeval_top:
@@ -189,7 +191,8 @@ def race_leaders(request: RaceRequest, plan: SearchPlan, study: Any, data: Proxy
     return 0
 
 
-def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int) -> None:
+def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int,
+               data_note: str | None = None) -> None:
     from search_spaces import format_flops
 
     space, proxy, check = plan.space, plan.proxy, plan.check
@@ -201,6 +204,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int)
         f"{plan.budget.img_size[0]}x{plan.budget.img_size[1]}",
         f"budget     {format_flops(plan.budget.flops)}" + (f"  ({check.note})" if check.note
                                                           else ""),
+        f"data       {plan.settings.data}" + (f"  ({data_note})" if data_note else ""),
         f"proxy      width {proxy.width}, {proxy.resolution}px, {proxy.epochs} epochs, "
         f"{len(data.train_labels):,} train / {len(data.val_labels):,} val images of "
         f"{data.manifest.get('source', '?')} ({data.num_classes} classes), batch "

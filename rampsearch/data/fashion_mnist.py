@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .cache import cache_dir
 from .dataset import ProxyData
 
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 DIR_ENV = "RAMPSEARCH_FASHION_MNIST"
-CACHE_ENV = "RAMPSEARCH_CACHE"
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                "Sneaker", "Bag", "Ankle boot"]
 # split -> (images file, labels file), without the optional .gz suffix
@@ -38,14 +38,6 @@ IDX_DTYPE = {0x08: np.uint8}
 
 def data_dir() -> Path:
     return Path(os.environ.get(DIR_ENV) or DEFAULT_DIR)
-
-
-def cache_dir() -> Path:
-    """Where rampsearch keeps derived data that can be rebuilt at any time."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rampsearch"
 
 
 def source_files(directory: Path) -> dict[str, tuple[Path, Path]]:

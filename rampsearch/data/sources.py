@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from . import fashion_mnist, synthetic
+from . import fashion_mnist, imagenette, synthetic
+from .cache import cache_dir
 from .dataset import ProxyData
 from .prepare import FORMAT, SHARD_DIR, SPLITS
 
-SOURCES = ("fashion-mnist", "synthetic")
+SOURCES = ("imagenette", "fashion-mnist", "synthetic")
 PREPARE_HINT = "`rampsearch data prepare --imagenet IMAGENET_DIR --out DIR`"
 
 
@@ -21,7 +22,8 @@ def load_proxy_data(source: str, resolution: int, train_samples: int | None = No
                     val_samples: int | None = None, seed: int = 0) -> ProxyData:
     """Proxy data at ``resolution`` px: a class-balanced subset chosen by ``seed``.
 
-    ``source`` is 'fashion-mnist', 'synthetic' or the path of a directory written by
+    ``source`` is 'imagenette' (prepared by ``rampsearch data get imagenette``),
+    'fashion-mnist', 'synthetic' or the path of a directory written by
     ``rampsearch data prepare``. ``None`` samples means the whole split (for 'synthetic',
     5000 train and 1000 val images). The same arguments always give the same arrays.
     """
@@ -35,16 +37,34 @@ def load_proxy_data(source: str, resolution: int, train_samples: int | None = No
         return synthetic.load_synthetic(resolution, train_samples, val_samples, seed)
     if source == "fashion-mnist":
         full = fashion_mnist.load_fashion_mnist()
+    elif source == imagenette.NAME:
+        full = load_prepared(imagenette.prepared_dir(resolution))
     else:
         full = load_prepared(resolve_directory(source))
     return full.subset(train_samples, val_samples, seed).resized(resolution)
 
 
+AUTO = "auto"
+
+
+def choose_source(source: str) -> tuple[str, str | None]:
+    """(the source to train on, a note for the plan). ``auto`` is Imagenette where it is
+    prepared on this machine, else Fashion-MNIST, the offline fallback, with a note that
+    says so; any other source is itself."""
+    if source != AUTO:
+        return source, None
+    if imagenette.prepared_dirs():
+        return imagenette.NAME, None
+    return "fashion-mnist", (f"offline fallback: Imagenette is not prepared on this machine; "
+                             f"{imagenette.GET_HINT} makes it the default")
+
+
 def resolve_directory(source: str) -> Path:
     path = Path(source).expanduser()
     if not path.is_dir():
-        raise UserError(f"unknown data source {source!r}: it is neither 'fashion-mnist', "
-                        f"'synthetic' nor an existing directory. Use one of those names, or "
+        raise UserError(f"unknown data source {source!r}: it is neither 'imagenette', "
+                        f"'fashion-mnist', 'synthetic' nor an existing directory. Use one of "
+                        f"those names, or "
                         f"prepare a directory from ImageNet with {PREPARE_HINT}.")
     return path
 
@@ -105,6 +125,14 @@ def describe_source(source: str) -> dict[str, Any]:
                 "classes": list(fashion_mnist.CLASS_NAMES),
                 "counts": {split: fashion_mnist.idx_length(images)
                            for split, (images, _) in files.items()},
-                "resolution": "28 (resized on load)", "cache": str(fashion_mnist.cache_dir())}
+                "resolution": "28 (resized on load)", "cache": str(cache_dir())}
+    if source == imagenette.NAME:
+        found = imagenette.prepared_dirs()
+        if not found:
+            imagenette.prepared_dir(0)  # raises the error that names `data get`
+        manifest = read_prepared_manifest(next(iter(found.values())))
+        summary = {k: v for k, v in manifest.items() if k not in ("files", "skipped_files")}
+        return {**summary, "source": imagenette.NAME, "directory": str(imagenette.home()),
+                "resolution": ", ".join(f"{side} px" for side in found) + " (prepared)"}
     manifest = read_prepared_manifest(resolve_directory(source))
     return {k: v for k, v in manifest.items() if k not in ("files", "skipped_files")}

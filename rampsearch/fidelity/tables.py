@@ -56,7 +56,6 @@ def proxy_name(index: int) -> str:
     """The name of the index-th --proxy setting: proxy, proxy2, proxy3, ..."""
     return "proxy" if index == 0 else f"proxy{index + 1}"
 BOOTSTRAP_RESAMPLES = 4000
-MAX_DRAWS_PER_RAMP = 200        # draws per wanted sampled ramp before giving up
 
 
 # ------------------------------------------------------------------------------ settings
@@ -123,27 +122,99 @@ def describe_settings(settings: ProxySettings) -> str:
 
 # --------------------------------------------------------------------------------- ramps
 def choose_ramps(space: SearchSpace, samples: int, budget: Budget | None = None,
-                 seed: int = 0) -> dict[str, list[int]]:
+                 seed: int = 0, known: Mapping[str, Sequence[int]] | None = None
+                 ) -> dict[str, list[int]]:
     """``samples`` distinct ramps by label: the space's baselines first (the paper's ramp
-    first; in budget or not), then ramps drawn from the space with ``seed``, within
-    ``budget`` if one is given. A larger ``samples`` extends the same list."""
+    first; in budget or not), then the ``known`` ramps (those a study already measures, under
+    their labels), then ramps drawn from the space with ``seed`` (within ``budget`` if one is
+    given) so that they spread over it: conv-heavy and attention-heavy, early and late
+    attention, not only ramps near the paper's. A larger ``samples`` extends the same list."""
     if samples < 1:
         raise UserError(f"--samples {samples}: measure at least 1 ramp (8 or more for a rank "
                         f"correlation worth reading).")
-    ramps = dict(itertools.islice(space.baselines().items(), samples))
-    seen = {tuple(r) for r in space.baselines().values()}
+    ramps = {label: list(ramp) for label, ramp in space.baselines().items()}
+    for label, ramp in (known or {}).items():
+        if list(ramp) not in ramps.values():
+            ramps.setdefault(label, list(ramp))
+    wanted = samples - len(ramps)
+    if wanted > 0:
+        pool = candidate_pool(space, budget, seed, size=POOL_SIZE)
+        pool = [ramp for ramp in pool if ramp not in ramps.values()]
+        if len(pool) < wanted:
+            raise UserError(f"found only {len(ramps) + len(pool)} distinct ramps of space "
+                            f"{space.name} within the budget; lower --samples or raise "
+                            f"--budget.")
+        base = space.base
+        picks = farthest_points([ramp_profile(r, base.depths, base.num_heads) for r in pool],
+                                [ramp_profile(r, base.depths, base.num_heads)
+                                 for r in ramps.values()], wanted)
+        number = 1 + sum(label.startswith("sampled_") for label in ramps)
+        for index in picks:
+            while f"sampled_{number}" in ramps:
+                number += 1
+            ramps[f"sampled_{number}"] = pool[index]
+    return dict(itertools.islice(ramps.items(), samples))
+
+
+# Ramps drawn (uniformly, with the seed) among which the spread is chosen. One size for every
+# count, so a larger --samples extends the same list.
+POOL_SIZE = 4000
+
+
+def candidate_pool(space: SearchSpace, budget: Budget | None, seed: int, size: int
+                   ) -> list[list[int]]:
+    """Up to ``size`` distinct feasible ramps drawn uniformly from the space with ``seed``."""
     rng = random.Random(seed)
-    draws = 0
-    while len(ramps) < samples:
-        draws += 1
-        if draws > MAX_DRAWS_PER_RAMP * samples:
-            raise UserError(f"found only {len(ramps)} distinct ramps of space {space.name} "
-                            f"within the budget after {draws - 1} draws; lower --samples or "
-                            f"raise --budget.")
+    pool: dict[tuple[int, ...], None] = {}
+    for _ in range(size * 3):
         proposal = space.sample(rng, budget)
-        if proposal.feasible and tuple(proposal.ramp) not in seen:
-            seen.add(tuple(proposal.ramp))
-            ramps[f"sampled_{len(ramps) - len(space.baselines()) + 1}"] = list(proposal.ramp)
+        if proposal.feasible:
+            pool.setdefault(tuple(proposal.ramp))
+            if len(pool) == size:
+                break
+    return [list(ramp) for ramp in pool]
+
+
+def ramp_profile(ramp: Sequence[int], depths: Sequence[int], num_heads: Sequence[int]
+                 ) -> np.ndarray:
+    """The share of attention channels C_l/C in each stage (mean over its blocks): one
+    number in [0, 1] a stage, which tells conv-heavy from attention-heavy ramps and early
+    attention from late."""
+    bounds = np.cumsum([0, *depths])
+    return np.array([np.mean(ramp[a:b]) / heads
+                     for a, b, heads in zip(bounds[:-1], bounds[1:], num_heads)])
+
+
+def farthest_points(candidates: Sequence[np.ndarray], chosen: Sequence[np.ndarray],
+                    count: int) -> list[int]:
+    """Indices of ``count`` candidates picked greedily, each the farthest (Euclidean) from
+    everything chosen so far; the first from ``chosen``, or the candidate farthest from the
+    candidates' mean when nothing is chosen yet. Ties go to the earlier candidate."""
+    points = np.asarray(candidates, dtype=float)
+    anchors = np.asarray(chosen, dtype=float).reshape(-1, points.shape[1])
+    if len(anchors) == 0:
+        anchors = points.mean(axis=0, keepdims=True)
+    nearest = np.min(np.linalg.norm(points[:, None, :] - anchors[None, :, :], axis=2), axis=1)
+    picks: list[int] = []
+    for _ in range(min(count, len(points))):
+        index = int(np.argmax(nearest))
+        picks.append(index)
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[index], axis=1))
+        nearest[index] = -1.0
+    return picks
+
+
+def study_ramps(study: optuna.Study) -> dict[str, list[int]]:
+    """The ramps a fidelity study measures, by label: the list stored when it was measured,
+    or, for a study measured before the list was stored, the labels of its runs."""
+    stored = study.user_attrs.get(StudyAttr.FIDELITY, {}).get("ramps")
+    if stored:
+        return {label: list(ramp) for label, ramp in stored.items()}
+    ramps: dict[str, list[int]] = {}
+    for trial in study_lib.ended_trials(study, Role.FIDELITY):
+        label = trial.user_attrs.get(Attr.RAMP_LABEL)
+        if label is not None:
+            ramps.setdefault(label, list(trial.user_attrs[Attr.RAMP]))
     return ramps
 
 

@@ -32,7 +32,7 @@ from ..errors import UserError
 from .engine import Batch, EpochMetrics, TrainingPlan, TrainResult, run_training
 from .fields import check_known_fields, check_ranges, field_values
 
-__all__ = ["EpochMetrics", "ProxySettings", "TrainResult", "load_data_for",
+__all__ = ["EpochMetrics", "ProxySettings", "TrainResult", "default_settings", "load_data_for",
            "proxy_model_config", "train_proxy"]
 
 MIN_RESOLUTION = 64  # stage 4 runs at 1/32 of the input: 64 px keeps it at 2x2 tokens
@@ -114,6 +114,17 @@ class ProxySettings:
     @property
     def steps_per_epoch(self) -> int:
         return self.train_samples // self.batch_size  # the last partial batch is dropped
+
+
+# Settings that differ by data set from the ProxySettings defaults. Imagenette's train split
+# has 9,469 images: the proxy sees each once (147 steps), until the Imagenette fidelity
+# measurement (docs/fidelity.md) chooses its default.
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {"imagenette": {"train_samples": 9469}}
+
+
+def default_settings(source: str) -> ProxySettings:
+    """The default proxy settings for training on ``source``."""
+    return dataclasses.replace(ProxySettings(), **DATA_DEFAULTS.get(source, {}))
 
 
 # ------------------------------------------------------------------------------ recipe
