@@ -22,7 +22,7 @@ from cli_runs import environment, load, rampsearch, start_rampsearch
 from optuna.trial import TrialState
 
 from rampsearch.cli import main
-from rampsearch.cluster.searcher import check_cluster
+from rampsearch.cluster.connection import check_cluster
 from rampsearch.errors import StorageFault, UserError
 from rampsearch.study import storage as study_lib
 
