@@ -31,13 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "ranked by the study's objective. Trials stopped early are never ranked "
                     "above fully trained ones. With --reeval-top K, the top K candidates and "
                     "the paper's ramp are raced: each round gives every surviving leader and "
-                    "the paper's ramp one more seed (never the search's own seed), a leader "
-                    "significantly worse than the best (seed-paired) is dropped, and the race "
-                    "ends when the best is separated from the paper's ramp and the rest, or at "
-                    "--max-seeds; rounds before the last decide at 99%, so that looking once "
-                    "a round does not inflate false claims. Each leader gets its paired difference to the paper's ramp "
-                    "with a 95% interval and a verdict: better, worse or tied. Run the same "
-                    "command again to finish an interrupted race.",
+                    "the paper's ramp seeds the search never used (three, then one more a "
+                    "round), a leader significantly worse than the best (seed-paired) is "
+                    "dropped, and the race ends when the best is separated from the paper's "
+                    "ramp and the rest, or at --max-seeds. Rounds before the last decide at "
+                    "99.9% and the last at 95% (Haybittle-Peto), Bonferroni-corrected for K "
+                    "leaders, so that looking once a round and racing several leaders keep "
+                    "false claims near 5%. Each leader gets its paired difference to the "
+                    "paper's ramp with its interval and one word: better or worse (the interval "
+                    "excludes 0), equivalent (within --margin by two one-sided tests) or not "
+                    "separated. The race's design is stored when it starts: run the same "
+                    "command again to finish an interrupted race; other settings are refused.",
         formatter_class=HelpFormatter)
     add_study_arguments(parser)
     parser.add_argument("--top", type=int, default=10, help="rows to print")
@@ -80,7 +84,17 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
     the table and the verdict, write reeval.csv and race_rounds.csv. ``data``: the search's
     images when already loaded. Returns 130 when interrupted."""
     from ..race import RaceRules, race_seeds
-    from ..ranking import format_race, leaders, race_rounds, store_race, verdict_paragraph
+    from ..ranking import (
+        check_race_design,
+        default_margin,
+        format_race,
+        leaders,
+        race_design,
+        race_rounds,
+        store_race,
+        verdict_paragraph,
+    )
+    from ..states import StudyAttr
 
     chosen = leaders(frame, args.reeval_top)
     if (chosen["role"] == PAPER).sum() == 0:
@@ -90,10 +104,18 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
         raise UserError("no completed candidate within the budget to race against the "
                         "paper's ramp yet; let the search train some first.")
     epochs = args.race_epochs or plan.proxy.epochs
-    rules = RaceRules(race_seeds(plan.settings.seed, args.max_seeds), args.max_trainings)
+    objective = plan.objective
+    stored = study.user_attrs.get(StudyAttr.RACE)
+    margin = args.margin if args.margin is not None else (
+        stored["margin"] if stored and "margin" in stored else default_margin(frame, objective))
+    rules = RaceRules(race_seeds(plan.settings.seed, args.max_seeds), args.max_trainings,
+                      comparisons=len(chosen) - 1, margin=margin)
+    design = race_design(chosen, rules, epochs, objective, args.reeval_top, args.max_seeds,
+                         args.margin, args.min_effect)
+    check_race_design(stored, design, plan.location.name)
+    store_race(study, design)  # before any training: the design is fixed from here on
     proxy = dataclasses.replace(plan.proxy, epochs=epochs)
     race_plan = dataclasses.replace(plan, proxy=proxy)
-    objective = plan.objective
     print(f"\nrace       top {len(chosen) - 1} candidate(s) and the paper's ramp, seeds "
           f"{rules.seeds[0]}..{rules.seeds[-1]} at most, {epochs} epoch{'s' if epochs != 1 else ''}, by {objective.key} "
           f"(paired by seed)", flush=True)
@@ -120,8 +142,8 @@ def race(args: argparse.Namespace, plan, study, frame, data=None) -> int:
         return outcome.interrupted
 
     with contextlib.ExitStack() as ray_up:
-        result, interrupted = race_rounds(study, chosen, rules, epochs, objective, train)
-    store_race(study, chosen, rules, epochs)
+        result, interrupted = race_rounds(study, chosen, rules, epochs, objective, train,
+                                          args.min_effect)
     print()
     print(format_race(result))
     folder = plan.location.folder

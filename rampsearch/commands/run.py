@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ..options import (
     add_ray_arguments,
     check_race_arguments,
 )
-from ..plan import SearchPlan, build_plan, stored_options
+from ..plan import SearchPlan, build_plan, check_seed, stored_options
 from ..proxy import (
     PROXY_FLAGS,
     ProxySettings,
@@ -76,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--results", help="output folder")
     add("--scheduler", choices=("asha", "none"), help="asha stops weak trials between epochs; "
                                                        "they are never ranked above full ones")
-    add("--seed", type=int, help="seed of the sampler and of every proxy training")
+    add("--seed", type=int, help="seed of the sampler and of every search training; the "
+                                 "race trains with the seeds after it, never this one")
     add("--resume", action="store_true", help="continue a study (default: the latest) to "
                                               "--trials after Ctrl-C or a crash, with its "
                                               "stored settings")
@@ -142,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say it better
     check_arguments(args)
     args.data, data_note = choose_source(str(args.data))
-    proxy = settings_from_args(args, base=ProxySettings.from_dict(args.stored_proxy)
-                               if args.stored_proxy else default_settings(args.data))
+    proxy = search_proxy(args)
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
@@ -172,6 +173,18 @@ def run(args: argparse.Namespace) -> int:
         if code == 0 and args.reeval_top:
             code = race_leaders(args, plan, study, data)
     return code
+
+
+def search_proxy(args: argparse.Namespace) -> ProxySettings:
+    """The search trainings' proxy settings: the flags over the resumed study's or the data
+    set's defaults; in a new study --seed is their seed (a resumed study keeps the seed its
+    trials were trained with)."""
+    proxy = settings_from_args(args, base=ProxySettings.from_dict(args.stored_proxy)
+                               if args.stored_proxy else default_settings(args.data))
+    if args.stored_proxy:
+        return proxy
+    check_seed(args.seed)
+    return dataclasses.replace(proxy, seed=int(args.seed))
 
 
 def race_leaders(args: argparse.Namespace, plan: SearchPlan, study: Any, data: ProxyData
