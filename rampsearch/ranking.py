@@ -189,8 +189,8 @@ def result_level(result: RaceResult) -> float:
 
 
 def percent(level: float) -> str:
-    """0.95 -> '95%', 0.98333 -> '98.3%'."""
-    return f"{100 * level:.1f}".removesuffix(".0") + "%"
+    """0.95 -> '95%', 0.953 -> '95.3%', 0.99967 -> '99.97%'."""
+    return f"{100 * level:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 def verdict_paragraph(result: RaceResult) -> str:

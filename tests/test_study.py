@@ -16,7 +16,14 @@ from rampsearch.leaderboard import compact_ramp, leaderboard, pareto_mask
 from rampsearch.objective import OBJECTIVES
 from rampsearch.progress import Progress, format_duration
 from rampsearch.race import RaceRules
-from rampsearch.ranking import leaders, race_result
+from rampsearch.ranking import (
+    check_race_design,
+    leaders,
+    race_design,
+    race_result,
+    store_race,
+    stored_race,
+)
 from rampsearch.states import Attr, StudyAttr
 
 SMALL = iformer.preset("small")
@@ -263,6 +270,39 @@ def test_race_result_pairs_seeds_and_gives_verdicts(tmp_path):
     looser = race_result(study, chosen, RaceRules((1, 2, 3, 4), interim_level=0.95), 2,
                          OBJECTIVES["val_loss"])
     assert looser.state.dropped == {close: 1}
+
+
+def test_a_stored_race_is_continued_only_with_its_own_design(tmp_path):
+    """A race's design is stored before it trains; the same study raced again with other
+    settings (more leaders, fewer or more seeds, another margin) is refused in one
+    paragraph that names the stored settings; the same settings replay it."""
+    study = optuna.create_study(direction="minimize")
+    paper = add_trial(study, PAPER, role="baseline", baseline="paper", top1=40.0)
+    for top1, heads in ((44.0, 5), (43.0, 6)):
+        add_trial(study, [1] * 3 + [3] * 3 + [heads] * 9 + [6] * 3, top1=top1)
+    frame = leaderboard(study, SMALL.depths, OBJECTIVES["val_loss"])
+    objective = OBJECTIVES["val_loss"]
+
+    def design(top: int, seeds: int, margin: float | None = None) -> dict:
+        chosen = leaders(frame, top)
+        rules = RaceRules(tuple(range(1, seeds + 1)), comparisons=len(chosen) - 1,
+                          margin=margin or 0.01)
+        return race_design(chosen, rules, 2, objective, top, seeds, margin)
+
+    stored = design(1, 6)
+    store_race(study, stored)
+    check_race_design(study.user_attrs[StudyAttr.RACE], design(1, 6), "s")  # a replay
+    for other in (design(2, 6), design(1, 4), design(1, 8), design(1, 6, margin=0.02)):
+        with pytest.raises(UserError) as refused:
+            check_race_design(study.user_attrs[StudyAttr.RACE], other, "s")
+        message = str(refused.value)
+        assert "\n" not in message and "already holds a race" in message
+        assert "--reeval-top 1 --max-seeds 6" in message and "fewer seeds" in message
+    # The stored design is what a replay judges by: its seeds, margin and K.
+    frame.loc[frame["trial"] == paper, "val_loss"] = 1.0
+    replayed = stored_race(study, frame)
+    assert replayed is not None and replayed.rules.seeds == tuple(range(1, 7))
+    assert replayed.rules.margin == 0.01 and replayed.rules.comparisons == 1
 
 
 def test_leaders_take_top_candidates_within_budget_and_the_paper(tmp_path):
