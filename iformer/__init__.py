@@ -2,7 +2,8 @@
 
 Importing this package registers ``iformer_small``, ``iformer_base``, ``iformer_large`` and
 their ``_384`` variants with timm. (timm's own ``iformer_t/s/m/l/l2/h`` are a different,
-unrelated 2025 mobile network.)
+unrelated 2025 mobile network.) :class:`IFormerSupernet` holds every ramp of a config in one
+weight-sharing network.
 """
 
 from .config import (
@@ -27,6 +28,7 @@ from .flops import (
     stage_grids,
 )
 from .model import InceptionTransformer, checkpoint_filter_fn, set_fused_attn
+from .supernet import IFormerSupernet
 
 
 def create_model(config: IFormerConfig) -> InceptionTransformer:
@@ -41,7 +43,7 @@ def create_model_from_file(path: str) -> InceptionTransformer:
 
 __all__ = [
     "PAPER_DROP_PATH", "PAPER_TOP1", "PRESET_NAMES", "BlockSpec", "ConfigError",
-    "FlopsBreakdown", "IFormerConfig", "InceptionTransformer", "RampCostTable",
+    "FlopsBreakdown", "IFormerConfig", "IFormerSupernet", "InceptionTransformer", "RampCostTable",
     "checkpoint_filter_fn", "count_flops", "count_params", "create_model",
     "create_model_from_file", "flops_breakdown", "load_config", "parse_image_size", "preset",
     "preset_name", "ramp_cost_table",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,12 @@ RAY_DEFAULTS: dict[str, Any] = {"cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
                                 "max_concurrent": None, "ray_address": None,
                                 "worker_retries": 2}
 # The race `rampsearch run` ends with; `rank` races only when asked (--reeval-top K). One
-# leader and up to 6 seeds: each round's 2 trainings fill 2 cores, and, simulated, it calls
-# equal ramps different as rarely as 2 leaders x 4 seeds do while finding a real difference
-# of 2 noise standard deviations in 80% of races against 59% (docs/fidelity.md).
+# leader and up to 6 seeds: each round's 2 trainings fill 2 cores, and, simulated
+# (benchmarks/bench_race.py), it claims a difference between equal ramps in about 5% of races
+# while finding a real one of 2 noise standard deviations in about 80%.
 RACE_DEFAULTS: dict[str, Any] = {"reeval_top": 1, "max_seeds": 6, "max_trainings": None,
-                                 "race_epochs": None}
-MIN_RACE_SEEDS = 2  # a paired interval needs two seeds
+                                 "race_epochs": None, "margin": None, "min_effect": None}
+MIN_RACE_SEEDS = 3  # the race's first look (race.MIN_SEEDS)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -86,24 +87,41 @@ def add_race_arguments(parser: argparse.ArgumentParser | Any, reeval_top: int = 
                         help="most race trainings in all (default: no limit but --max-seeds)")
     parser.add_argument("--race-epochs", type=int, metavar="E",
                         help="epochs of each race training (default: the search's)")
+    parser.add_argument("--margin", type=float, metavar="D",
+                        help="equivalence margin in the objective's units: a leader is called "
+                             "equivalent to the paper's ramp when two one-sided tests place "
+                             "the difference within ±D (default: half the standard deviation "
+                             "of the search's scores)")
+    parser.add_argument("--min-effect", type=float, metavar="D",
+                        help="smallest difference worth finding, in the objective's units: "
+                             "sizes the new race that a 'not separated' verdict names (default:"
+                             " one noise standard deviation of a training, measured by the "
+                             "race)")
 
 
 def race_request(args: argparse.Namespace) -> RaceRequest:
     """The flags of :func:`add_race_arguments` as the race's request."""
     return RaceRequest(leaders=args.reeval_top, max_seeds=args.max_seeds,
-                       max_trainings=args.max_trainings, epochs=args.race_epochs)
+                       max_trainings=args.max_trainings, epochs=args.race_epochs,
+                       margin=args.margin, min_effect=args.min_effect)
 
 
 def check_race_arguments(args: argparse.Namespace) -> None:
     if args.reeval_top is not None and args.reeval_top < 0:
         raise UserError(f"--reeval-top {args.reeval_top}: give 0 (no race) or more leaders.")
     if args.max_seeds is not None and args.max_seeds < MIN_RACE_SEEDS:
-        raise UserError(f"--max-seeds {args.max_seeds}: give at least {MIN_RACE_SEEDS} (a "
-                        f"paired interval needs two seeds).")
+        raise UserError(f"--max-seeds {args.max_seeds}: give at least {MIN_RACE_SEEDS} (the "
+                        f"race's first look is at {MIN_RACE_SEEDS} paired seeds).")
     if args.max_trainings is not None and args.max_trainings < 1:
         raise UserError(f"--max-trainings {args.max_trainings}: give at least 1.")
     if args.race_epochs is not None and args.race_epochs < 1:
         raise UserError(f"--race-epochs {args.race_epochs}: give at least 1.")
+    for flag, value in (("--margin", args.margin), ("--min-effect", args.min_effect)):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise UserError(f"{flag} {value}: give a positive number in the objective's "
+                            f"units, e.g. 0.01 for validation loss or 0.3 for top-1 %.")
 
 
 # The proxy settings a flag can override, with what the flag's help says of each.

@@ -26,7 +26,9 @@ from rampsearch.fidelity.tables import (
     ramps_differ_p,
     rank_agreement,
     reference_caveat,
+    reliability_at,
     seed_agreement,
+    seeds_for_reliability,
     single_seed_tau,
     summary_table,
     tau_ceiling,
@@ -34,6 +36,7 @@ from rampsearch.fidelity.tables import (
     trust_warning,
     versus_paper_lines,
 )
+from rampsearch.ranking.paired import seed_blocked
 from rampsearch.training.proxy import ProxySettings
 from search_spaces import load_space, parse_budget
 
@@ -163,7 +166,7 @@ def test_ramp_means_use_the_seeds_every_ramp_has():
 
 def test_each_ramp_is_compared_with_the_paper_seed_by_seed():
     """A seed effect of +-3 top-1 shared by every ramp hides a 1-point gain from an unpaired
-    comparison; the paired difference in the table finds it, and calls a 0.2 one tied."""
+    comparison; the paired difference in the table finds it, and leaves a 0.2 one not separated."""
     effects, rows = {0: -3.0, 1: 3.0, 2: 0.0}, []
     offsets = {"paper": (0.0, 0.0, 0.0), "equal_split": (1.1, 0.9, 1.0),
                "sampled_1": (0.3, -0.7, -0.2)}
@@ -186,8 +189,8 @@ def test_each_ramp_is_compared_with_the_paper_seed_by_seed():
     assert better["proxy_vs_paper_high"] == pytest.approx(expected.high)
     assert better["proxy_verdict"] == "better" and better["proxy_vs_paper_seeds"] == 3
     assert math.isnan(better["proxy_seeds_to_separate"])
-    tied = table.loc["sampled_1"]
-    assert tied["proxy_verdict"] == "tied" and tied["proxy_seeds_to_separate"] > 3
+    close = table.loc["sampled_1"]
+    assert close["proxy_verdict"] == "not separated" and close["proxy_seeds_to_separate"] > 3
     assert table.loc["paper", "proxy_verdict"] == ""
     assert math.isnan(table.loc["paper", "proxy_vs_paper"])
     text = "\n".join(versus_paper_lines(table.reset_index(), ["proxy", "reference"], 2))
@@ -240,6 +243,36 @@ def test_tau_ceiling_is_what_a_perfect_proxy_reaches_through_noise():
     assert tau_ceiling(1.0, 1.0) == pytest.approx(1.0) and tau_ceiling(0.0, 0.9) == 0.0
     assert tau_ceiling(0.8, 0.8) == pytest.approx(2 / math.pi * math.asin(0.8))
     assert math.isnan(tau_ceiling(math.nan, 0.8))
+
+
+def test_reliability_at_other_seed_counts_is_spearman_brown():
+    """Measured on 3 paired seeds, the reliability of a mean of n seeds is the share of a
+    fresh n-seed mean's variance that is the ramps' true difference: simulated with known
+    ramp and noise variances, it is estimated at every n, not only at the 3 measured."""
+    rng = np.random.default_rng(5)
+    ramp_std, noise_std, measured, ramps = 1.0, 1.5, 3, 400
+    truth = rng.normal(0, ramp_std, size=ramps)
+
+    def study(seeds: int) -> np.ndarray:  # ramps x seeds, with a seed effect shared by all
+        return (truth[:, None] + rng.normal(0, 2.0, size=seeds)[None, :]
+                + rng.normal(0, noise_std, size=(ramps, seeds)))
+
+    blocked = seed_blocked({r: dict(enumerate(row)) for r, row in enumerate(study(measured))})
+    for n in (1, 2, 3, 6, 12):
+        known = ramp_std ** 2 / (ramp_std ** 2 + noise_std ** 2 / n)
+        fresh = np.mean([np.corrcoef(study(n).mean(axis=1), truth)[0, 1] ** 2
+                         for _ in range(20)])
+        estimated = reliability_at(blocked.noise_std, blocked.spread_std, measured, n)
+        assert fresh == pytest.approx(known, abs=0.04)
+        assert estimated == pytest.approx(known, abs=0.06)
+    assert reliability_at(blocked.noise_std, blocked.spread_std, measured, measured) == (
+        pytest.approx(blocked.reliability))
+    # Seeds for 0.8: n >= 0.8 noise^2 / (0.2 ramp variance) = 9 here.
+    assert seeds_for_reliability(noise_std, math.sqrt(ramp_std ** 2 + noise_std ** 2 / 3), 3
+                                 ) == 9
+    # A spread no larger than the noise alone gives: no true differences, no seed count.
+    assert reliability_at(1.0, 0.5, 3, 10) == 0.0
+    assert math.isnan(seeds_for_reliability(1.0, 0.5, 3))
 
 
 def test_a_noisy_reference_is_said_to_be_noisy():

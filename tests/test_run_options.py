@@ -157,3 +157,17 @@ def test_help_shows_defaults_of_values_not_of_on_off_flags():
     fidelity_help = " ".join(commands["fidelity"].format_help().split())
     assert "skip the zero-cost scores --no-train" in fidelity_help
     assert "(default: 2)" in fidelity_help  # --seeds still shows its value
+
+
+def test_seed_seeds_the_search_trainings_and_the_race_never_reuses_it(tmp_path):
+    from rampsearch.race import race_seeds
+
+    from rampsearch.commands.run import search_proxy
+
+    proxy = search_proxy(parse("--budget", "4.8GFLOPs", "--seed", "5", "--data", "synthetic"))
+    assert proxy.seed == 5
+    assert 5 not in race_seeds(5, RACE_DEFAULTS["max_seeds"])
+    results = tmp_path / "results"
+    write_study(results, "old", seed=7, proxy=ProxySettings(seed=7))
+    resumed = parse("--resume", "--study", "old", "--results", str(results))
+    assert search_proxy(resumed).seed == 7  # a resumed study keeps its trainings' seed

@@ -17,7 +17,7 @@ from .jobs import train_jobs
 
 def run_race(study: optuna.Study, race: PlannedRace, session: contextlib.ExitStack,
              data: ProxyData | None = None) -> tuple[RaceResult, bool]:
-    """Race to the end (or resume an interrupted race), remember it in the study and write
+    """Store the race's design, race to the end (or resume an interrupted race) and write
     its tables. ``data``: the search's images when already loaded, else loaded before the
     first round that trains. Returns the result and whether it was interrupted."""
     plan = race.plan
@@ -28,8 +28,8 @@ def run_race(study: optuna.Study, race: PlannedRace, session: contextlib.ExitSta
             data = load_data_for(plan.settings.data, plan.proxy)
         return train_jobs(study, plan, jobs, data, session).interrupted
 
+    store_race(study, race.design)  # before any training: the design is fixed from here on
     result, interrupted = race_rounds(study, race.chosen, race.rules, race.epochs,
-                                      plan.objective, train)
-    store_race(study, race.chosen, race.rules, race.epochs)
+                                      plan.objective, train, race.min_effect)
     write_race_tables(result, plan.location.folder)
     return result, interrupted

@@ -9,15 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from ..attributes import StudyAttr
+from ..data import AUTO, choose_source
 from ..errors import UserError
 from ..options import HelpFormatter, add_budget_resolution, add_ray_arguments, ray_options
 from ..study import storage as study_lib
 from ..study.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from ..study.plan import budget_resolution, check_resources
+from ..training.proxy import default_settings
 
-# More data, not only more epochs: small data sets favour convolution's prior, which a longer
-# schedule on the same images cannot reveal (docs/fidelity.md).
-DEFAULT_REFERENCE = {"train_samples": 60000, "epochs": 1, "val_samples": 10000}
+# The reference by data set. More data, not only more epochs: small data sets favour
+# convolution's prior, which a longer schedule on the same images cannot reveal
+# (docs/fidelity.md). On Fashion-MNIST all 60,000 images once; on Imagenette the whole train
+# split four times at 96 px (4x the default proxy's steps at 2.25x its pixels).
+DEFAULT_REFERENCE = {
+    "fashion-mnist": {"train_samples": 60000, "epochs": 1, "val_samples": 10000},
+    "imagenette": {"train_samples": 9469, "epochs": 4, "val_samples": 3925, "resolution": 96},
+}
 
 
 HELP = "measure how well a proxy setting ranks ramps against a reference"
@@ -51,14 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "seeds to rank the ramps itself (its reliability is printed); a proxy is judged "
              "at the seeds a search would give it, so raising only this one costs least")
     add("--seed", type=int, default=0, help="seed that draws the sampled ramps")
-    add("--data", default="fashion-mnist", help="fashion-mnist, synthetic or a prepared folder")
+    add("--data", default="auto", help="imagenette, fashion-mnist, synthetic or a prepared "
+                                       "folder; auto: imagenette where `rampsearch data get "
+                                       "imagenette` prepared it, else fashion-mnist")
     add("--proxy", action="append", metavar="SETTINGS",
         help="a setting under test; repeat it to compare several on the same ramps (named "
              "proxy, proxy2, ... in the tables; default: one, 'default')")
     add("--reference", metavar="SETTINGS",
-        help="the trusted setting; pairs change the first --proxy setting (default: "
-             "train_samples=60000,epochs=1,val_samples=10000: four times the default proxy's "
-             "images and steps, all of Fashion-MNIST's training images seen once)")
+        help="the trusted setting; pairs change the first --proxy setting (default on "
+             "imagenette: train_samples=9469,epochs=4,val_samples=3925,resolution=96, the "
+             "whole train split four times at 96 px; on fashion-mnist: train_samples=60000,"
+             "epochs=1,val_samples=10000, all its training images once)")
     add("--objective", default=DEFAULT_OBJECTIVE, choices=tuple(OBJECTIVES),
         help="score the learning curves record (both final scores are always ranked)")
     add("--no-zero-cost", dest="zero_cost", action="store_false",
@@ -87,11 +97,16 @@ def resolve_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     from ..fidelity.tables import parse_settings, proxy_name
 
     texts = args.proxy or ["default"]
-    proxies = {proxy_name(i): parse_settings(text, flag="--proxy")
+    base = default_settings(args.data)
+    proxies = {proxy_name(i): parse_settings(text, base=base, flag="--proxy")
                for i, text in enumerate(texts)}
     first = proxies["proxy"]
     if args.reference is None:
-        reference = dataclasses.replace(first, **DEFAULT_REFERENCE)
+        if args.data not in DEFAULT_REFERENCE:
+            raise UserError(f"--data {args.data} has no default reference; give one with "
+                            f"--reference, e.g. --reference epochs=4,resolution=96 (more "
+                            f"steps and pixels than the proxy).")
+        reference = dataclasses.replace(first, **DEFAULT_REFERENCE[args.data])
     else:
         reference = parse_settings(args.reference, base=first, flag="--reference")
     if reference in proxies.values():
@@ -116,6 +131,17 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
             "study": study, "storage": None, "results": str(args.results),
             "scheduler": "none", "seed": args.seed, "objective": args.objective,
             **ray_options(args)}
+
+
+def measured_data(args: argparse.Namespace) -> str | None:
+    """With --data auto, the data an existing study was measured on (a study keeps its data
+    whatever this machine has prepared since); None otherwise."""
+    if args.data != AUTO:
+        return None
+    run_file = args.results / (args.study or default_study_name(args)) / study_lib.RUN_FILE
+    if not run_file.is_file():
+        return None
+    return study_lib.read_run_file(run_file).get("settings", {}).get("data")
 
 
 def default_study_name(args: argparse.Namespace) -> str:
@@ -183,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_arguments(args)
+    args.data, data_note = choose_source(measured_data(args) or args.data)
+    if data_note:
+        print(f"data       {args.data}  ({data_note})")
     proxies, reference = resolve_settings(args)
     proxy = proxies["proxy"]
     plan = build_plan(plan_options(args), proxy)

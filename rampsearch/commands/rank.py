@@ -27,12 +27,15 @@ DESCRIPTION = """\
 Write results/<study>/leaderboard.csv and .parquet and print the top, ranked by the study's
 objective. Trials stopped early are never ranked above fully trained ones. With --reeval-top
 K, the top K candidates and the paper's ramp are raced: each round gives every surviving
-leader and the paper's ramp one more seed (never the search's own seed), a leader
-significantly worse than the best (seed-paired) is dropped, and the race ends when the best
-is separated from the paper's ramp and the rest, or at --max-seeds; rounds before the last
-decide at 99%, so that looking once a round does not inflate false claims. Each leader gets
-its paired difference to the paper's ramp with a 95% interval and a verdict: better, worse
-or tied. Run the same command again to finish an interrupted race.
+leader and the paper's ramp seeds the search never used (three, then one more a round), a
+leader significantly worse than the best (seed-paired) is dropped, and the race ends when
+the best is separated from the paper's ramp and the rest, or at --max-seeds. Rounds before
+the last decide at 99.9% and the last at 95% (Haybittle-Peto), Bonferroni-corrected for K
+leaders, so that looking once a round and racing several leaders keep false claims near 5%.
+Each leader gets its paired difference to the paper's ramp with its interval and one word:
+better or worse (the interval excludes 0), equivalent (within --margin by two one-sided
+tests) or not separated. The race's design is stored when it starts: run the same command
+again to finish an interrupted race; other settings are refused.
 """
 FORMATTER = HelpFormatter  # "(default: X)" after an option's help
 
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cluster.race_driver import run_race  # imports Ray
     from ..ranking.race_request import plan_race, race_header, race_summary
 
-    race = plan_race(plan, frame, race_request(args))
+    race = plan_race(study, plan, frame, race_request(args))
     print(race_header(race), flush=True)
     with contextlib.ExitStack() as session:
         result, interrupted = run_race(study, race, session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..options import (
 from ..ranking.race_request import RaceRequest
 from ..study import storage as study_lib
 from ..study.objective import DEFAULT_OBJECTIVE, OBJECTIVES
-from ..study.plan import SearchPlan, build_plan
+from ..study.plan import SearchPlan, build_plan, check_seed
 from ..study.samplers import SAMPLERS, make_sampler
 from ..study.stored import stored_options
 from ..training.fields import read_mapping_file
@@ -78,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--results", help="output folder")
     add("--scheduler", choices=("asha", "none"), help="asha stops weak trials between epochs; "
                                                        "they are never ranked above full ones")
-    add("--seed", type=int, help="seed of the sampler and of every proxy training")
+    add("--seed", type=int, help="seed of the sampler and of every search training; the "
+                                 "race trains with the seeds after it, never this one")
     add("--resume", action="store_true", help="continue a study (default: the latest) to "
                                               "--trials after Ctrl-C or a crash, with its "
                                               "stored settings")
@@ -142,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say it better
     check_arguments(args)
     args.data, data_note = choose_source(str(args.data))
-    proxy = settings_from_args(args, base=ProxySettings.from_dict(args.stored_proxy)
-                               if args.stored_proxy else default_settings(args.data))
+    proxy = search_proxy(args)
     plan = build_plan(vars(args), proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
@@ -168,6 +169,18 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def search_proxy(args: argparse.Namespace) -> ProxySettings:
+    """The search trainings' proxy settings: the flags over the resumed study's or the data
+    set's defaults; in a new study --seed is their seed (a resumed study keeps the seed its
+    trials were trained with)."""
+    proxy = settings_from_args(args, base=ProxySettings.from_dict(args.stored_proxy)
+                               if args.stored_proxy else default_settings(args.data))
+    if args.stored_proxy:
+        return proxy
+    check_seed(args.seed)
+    return dataclasses.replace(proxy, seed=int(args.seed))
+
+
 def race_leaders(request: RaceRequest, plan: SearchPlan, study: Any, data: ProxyData,
                  session: contextlib.ExitStack) -> int:
     """The race that ends a search: its leaders against the paper's ramp, paired seeds."""
@@ -177,7 +190,7 @@ def race_leaders(request: RaceRequest, plan: SearchPlan, study: Any, data: Proxy
     from ..reporting.report_file import write_report
 
     try:
-        race = plan_race(plan, leaderboard(study, plan.space.base.depths), request)
+        race = plan_race(study, plan, leaderboard(study, plan.space.base.depths), request)
     except UserError as exc:  # nothing to race (e.g. the paper's ramp failed): say so
         print(f"\nrace       not run: {exc}")
         return 0

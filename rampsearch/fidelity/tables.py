@@ -510,18 +510,38 @@ def versus_paper(by_seed: Mapping[str, Mapping[int, float]], label: str, maximiz
     return {f"{setting}_{c}": value for c, value in zip(VERSUS_PAPER, values, strict=True)}
 
 
-def reliability_at(noise_std: float, spread_std: float, seeds: float) -> float:
-    """1 − noise²/(S·spread²) at S seeds (see NoiseSpread.reliability)."""
-    if not spread_std > 0 or not math.isfinite(noise_std):
+def ramp_variance(noise_std: float, spread_std: float, measured_seeds: float) -> float:
+    """The variance of the ramps' true scores: spread² − noise²/S, since a mean of S seeds
+    carries noise²/S of seed noise on top of it (0 when the noise explains all the spread)."""
+    if not spread_std > 0 or not math.isfinite(noise_std) or not measured_seeds >= 1:
         return math.nan
-    return max(0.0, 1.0 - noise_std ** 2 / (seeds * spread_std ** 2))
+    return max(0.0, spread_std ** 2 - noise_std ** 2 / measured_seeds)
 
 
-def seeds_for_reliability(noise_std: float, spread_std: float, target: float = 0.8) -> float:
-    """Seeds per ramp at which 1 − noise²/(S·spread²) reaches ``target``."""
-    if not spread_std > 0 or not math.isfinite(noise_std):
+def reliability_at(noise_std: float, spread_std: float, measured_seeds: float,
+                   seeds: float) -> float:
+    """Reliability of a mean of ``seeds`` seeds, from noise and spread measured with
+    ``measured_seeds`` (Spearman-Brown): σ_r² = spread² − noise²/S first, then
+    σ_r²/(σ_r² + noise²/n). At n = S it is 1 − noise²/(S·spread²)."""
+    ramps = ramp_variance(noise_std, spread_std, measured_seeds)
+    if not math.isfinite(ramps):
         return math.nan
-    return float(max(1, math.ceil(noise_std ** 2 / ((1 - target) * spread_std ** 2) - 1e-9)))
+    if ramps == 0:
+        return 0.0
+    return ramps / (ramps + noise_std ** 2 / seeds)
+
+
+def seeds_for_reliability(noise_std: float, spread_std: float, measured_seeds: float,
+                          target: float = 0.8) -> float:
+    """Seeds per ramp at which the Spearman-Brown reliability reaches ``target``: the n with
+    σ_r²/(σ_r² + noise²/n) ≥ target, i.e. n ≥ target·noise²/((1 − target)·σ_r²); NaN when
+    the ramps do not differ beyond the noise (no number of seeds reaches it)."""
+    ramps = ramp_variance(noise_std, spread_std, measured_seeds)
+    if not math.isfinite(ramps):
+        return math.nan
+    if ramps == 0:
+        return math.nan
+    return float(max(1, math.ceil(target * noise_std ** 2 / ((1 - target) * ramps) - 1e-9)))
 
 
 def tau_ceiling(reliability: float, reference_reliability: float) -> float:
@@ -569,9 +589,10 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
                        blocked_reliability=blocked.reliability,
                        blocked_differ_p=blocked.ramps_differ_p,
                        **{f"reliability_{n}_seeds": reliability_at(
-                           blocked.noise_std, blocked.spread_std, n) for n in (1, 2, 3)},
+                           blocked.noise_std, blocked.spread_std, blocked.seeds, n)
+                          for n in (1, 2, 3)},
                        seeds_for_08=seeds_for_reliability(blocked.noise_std,
-                                                          blocked.spread_std),
+                                                          blocked.spread_std, blocked.seeds),
                        single_seed_tau=math.nan if scorer == "reference" else single_seed_tau(
                            by_seed, dict(zip(table["label"], table["reference_mean"]))),
                        cpu_min_per_trial=cpu_minutes_per_trial(runs, scorer))

@@ -8,13 +8,22 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pandas as pd
 
-from ..attributes import PAPER
+from ..attributes import PAPER, StudyAttr
 from ..errors import UserError
 from ..study.plan import SearchPlan
 from .race import RaceRules, race_seeds
-from .race_results import RaceResult, format_race, leaders, verdict_paragraph
+from .race_results import (
+    RaceResult,
+    check_race_design,
+    default_margin,
+    format_race,
+    leaders,
+    race_design,
+    verdict_paragraph,
+)
 
 INTERRUPTED_NOTE = ("interrupted: finished race trainings are kept; run the same command again "
                     "to complete the race.")
@@ -22,31 +31,37 @@ INTERRUPTED_NOTE = ("interrupted: finished race trainings are kept; run the same
 
 @dataclass(frozen=True)
 class RaceRequest:
-    """The race flags (--reeval-top, --max-seeds, --max-trainings, --race-epochs)."""
+    """The race flags (--reeval-top, --max-seeds, --max-trainings, --race-epochs, --margin,
+    --min-effect)."""
 
     leaders: int
     max_seeds: int
     max_trainings: int | None = None
-    epochs: int | None = None    # None: the search's own
+    epochs: int | None = None        # None: the search's own
+    margin: float | None = None      # None: the stored race's, else from the leaderboard
+    min_effect: float | None = None
 
 
 @dataclass(frozen=True)
 class PlannedRace:
     """The ramps to race (the leaderboard rows of the leaders and the paper's ramp), the
-    rules, and the search plan at the race's epochs."""
+    rules, the search plan at the race's epochs, and the design stored with the race."""
 
     chosen: pd.DataFrame
     rules: RaceRules
     plan: SearchPlan
+    design: dict
+    min_effect: float | None = None
 
     @property
     def epochs(self) -> int:
         return self.plan.proxy.epochs
 
 
-def plan_race(plan: SearchPlan, frame: pd.DataFrame, request: RaceRequest) -> PlannedRace:
+def plan_race(study: optuna.Study, plan: SearchPlan, frame: pd.DataFrame,
+              request: RaceRequest) -> PlannedRace:
     """The race of the top ``request.leaders`` of ``frame`` against the paper's ramp, or a
-    UserError when there is nothing to race."""
+    UserError when there is nothing to race or the study raced with another design."""
     chosen = leaders(frame, request.leaders)
     if (chosen["role"] == PAPER).sum() == 0:
         raise UserError("the race needs the paper's ramp completed in the study; run "
@@ -55,9 +70,17 @@ def plan_race(plan: SearchPlan, frame: pd.DataFrame, request: RaceRequest) -> Pl
         raise UserError("no completed candidate within the budget to race against the "
                         "paper's ramp yet; let the search train some first.")
     epochs = request.epochs or plan.proxy.epochs
-    rules = RaceRules(race_seeds(plan.settings.seed, request.max_seeds), request.max_trainings)
+    objective = plan.objective
+    stored = study.user_attrs.get(StudyAttr.RACE)
+    margin = request.margin if request.margin is not None else (
+        stored["margin"] if stored and "margin" in stored else default_margin(frame, objective))
+    rules = RaceRules(race_seeds(plan.settings.seed, request.max_seeds), request.max_trainings,
+                      comparisons=len(chosen) - 1, margin=margin)
+    design = race_design(chosen, rules, epochs, objective, request.leaders, request.max_seeds,
+                         request.margin, request.min_effect)
+    check_race_design(stored, design, plan.location.name)
     race_plan = dataclasses.replace(plan, proxy=dataclasses.replace(plan.proxy, epochs=epochs))
-    return PlannedRace(chosen, rules, race_plan)
+    return PlannedRace(chosen, rules, race_plan, design, request.min_effect)
 
 
 def race_header(race: PlannedRace) -> str:

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 from ..attributes import PAPER, Attr, Role, Status
 from ..fidelity.tables import PAPER_LABEL
-from ..ranking.race_results import RaceResult, format_race, verdict_paragraph
+from ..ranking.race import RaceRules
+from ..ranking.race_results import RaceResult, format_race, percent, verdict_paragraph
 from ..study import storage as study_lib
 from ..study.objective import OBJECTIVES, Objective, format_number
 
@@ -130,8 +131,8 @@ def interval_bars(mean: pd.Series, low: pd.Series, high: pd.Series) -> dict:
 
 
 def race_intervals(race: RaceResult | None) -> go.Figure | None:
-    """Each leader's paired difference to the paper's ramp with its 95% interval, round by
-    round: the intervals narrow as seeds are added, and a dropped leader stops."""
+    """Each leader's paired difference to the paper's ramp with the verdict's interval, round
+    by round: the intervals narrow as seeds are added, and a dropped leader stops."""
     if race is None or race.history.empty:
         return None
     objective = race.objective
@@ -146,10 +147,12 @@ def race_intervals(race: RaceResult | None) -> go.Figure | None:
             hovertemplate="%{x} seeds: %{y:+.4g} (%{text})<extra></extra>"))
     fig.add_hline(y=0, line=dict(color=_PAPER_COLOR, dash="dash"), annotation_text="paper ramp")
     better = "below" if not objective.maximize else "above"
-    fig.update_layout(title=f"Race: paired difference to the paper's ramp per round, 95% "
-                            f"intervals ({objective.key}; better is {better} 0)<br><sup>"
-                            "before its last round the race stops or drops a leader only at "
-                            "99%</sup>",
+    rules = race.rules or RaceRules(())
+    fig.update_layout(title=f"Race: paired difference to the paper's ramp per round, "
+                            f"{percent(rules.verdict_level)} intervals ({objective.key}; "
+                            f"better is {better} 0)<br><sup>before its last round the race "
+                            f"stops or drops a leader only at "
+                            f"{percent(rules.corrected(rules.interim_level))}</sup>",
                       xaxis_title="paired seeds", yaxis_title=f"{objective.title} − paper's")
     return fig
 

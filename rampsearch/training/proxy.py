@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.optim import create_optimizer_v2
@@ -223,13 +225,25 @@ class DeviceImages:
     """One split on the device: uint8 (N, H, W, 3) images, int64 labels, normalisation."""
 
     def __init__(self, images: Any, labels: Any, device: torch.device) -> None:
-        # torch.tensor copies, so read-only memory maps and shared Ray buffers are fine.
-        self.images = torch.tensor(images, dtype=torch.uint8, device=device)
+        self.images = shared_images(images, device)
         self.labels = torch.tensor(labels, dtype=torch.int64, device=device)
         self.count = int(self.labels.shape[0])
         self.mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=device).view(1, 3, 1, 1) * 255
         self.inv_std = 1 / (torch.tensor(IMAGENET_DEFAULT_STD, device=device)
                             .view(1, 3, 1, 1) * 255)
+
+
+def shared_images(images: Any, device: torch.device) -> torch.Tensor:
+    """uint8 images as a tensor. On the CPU it is a view of the same memory, not a copy: a
+    read-only memory map or Ray's shared object-store buffer then stays one copy per machine
+    however many workers train on it (training only reads it: batches are gathered copies).
+    Elsewhere the images are copied to the device once."""
+    array = np.asarray(images)
+    if device.type != "cpu" or array.dtype != np.uint8:
+        return torch.tensor(array, dtype=torch.uint8, device=device)
+    with warnings.catch_warnings():  # torch warns on every read-only array it wraps
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def random_shift_flip(images: torch.Tensor, padding: int,
