@@ -160,7 +160,7 @@ def test_help_shows_defaults_of_values_not_of_on_off_flags():
 
 
 def test_seed_seeds_the_search_trainings_and_the_race_never_reuses_it(tmp_path):
-    from rampsearch.race import race_seeds
+    from rampsearch.ranking.race import race_seeds
 
     from rampsearch.commands.run import search_proxy
 
