@@ -255,7 +255,8 @@ def test_rank_replays_the_stored_race_and_refuses_another_design(searched):
     verdict_before = pd.read_csv(results / "e2e" / "reeval.csv")["verdict"].tolist()
     # More leaders or more seeds on the same seeds would be another look: refused, nothing
     # trained, in one paragraph naming the stored design.
-    for other in (["--reeval-top", "2", "--max-seeds", "3"], ["--max-seeds", "6"]):
+    for other in (["--reeval-top", "2", "--max-seeds", "3"],
+                  ["--reeval-top", "1", "--max-seeds", "6"]):
         refused = rampsearch("rank", "--results", str(results), "--study", "e2e", *other)
         assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
         assert "already holds a race" in refused.stderr and "Traceback" not in refused.stderr
