@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--races", type=int, default=4000, help="races per null cell")
     parser.add_argument("--max-seeds", type=int, default=6)
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)  # `python -m benchmarks TOPIC` passes topics
     print(f"{args.races} races on equal ramps, {args.races // 2} at 1 and at 2 noise SDs, up "
           f"to {args.max_seeds} seeds; two-sided/5% is the ratio to one test's rate")
     print("| design | K | early / last level | false better | false worse | two-sided | "

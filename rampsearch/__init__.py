@@ -9,6 +9,7 @@ layers; a module imports only from its own layer and the layers below it
     reporting/    report.html, progress lines, the export of a winner
     fidelity/     how well a proxy setting ranks ramps against a reference
     ranking/      leaderboard, seed-paired statistics, the race's rules and results
+    oneshot/      a weight-sharing supernet: its training and the scores of its subnets
     study/        the Optuna study: storage, objective, samplers, trial bookkeeping, the plan
     training/     one training loop for the proxy and the full recipe, zero-cost scores
     data/         proxy data sets

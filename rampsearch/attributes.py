@@ -71,6 +71,9 @@ class Attr(str, Enum):
     FIDELITY_SETTING = "fidelity_setting"  # the setting that trains it: proxy, ..., reference
     RAMP_LABEL = "ramp_label"        # the baseline's name, or sampled_<i>
     CPUS = "cpus"                    # CPUs it ran on (for CPU-minutes)
+    # Where its score comes from: "supernet" (its subnet's, weights inherited from a trained
+    # supernet, rampsearch.oneshot); absent: its own stand-alone training.
+    SCORE_SOURCE = "score_source"
 
     __str__ = str.__str__
 
@@ -82,6 +85,7 @@ class StudyAttr(str, Enum):
     SETTINGS = "rampsearch"          # the StudySettings: what the study measures
     RACE = "race"                    # what its last race raced (its runs hold the results)
     FIDELITY = "fidelity"            # `rampsearch fidelity`: its proxies and zero-cost scores
+    SUPERNET = "supernet"            # the SupernetSettings its supernet-scored trials used
 
     __str__ = str.__str__
 

@@ -63,7 +63,7 @@ def test_tables_are_written_and_printed(measured):
         *[f"reference_{c}" for c in versus], "proxy_rank", "reference_rank", "synflow",
         "naswot", "grad_norm", "attention_heads", "score"]
     others = table[table["label"] != "paper"]
-    assert set(others["proxy_verdict"]) <= {"better", "worse", "tied"}
+    assert set(others["proxy_verdict"]) <= {"better", "worse", "not separated"}
     assert (others["proxy_vs_paper_seeds"] == 2).all()
     assert (others["proxy_vs_paper_low"] <= others["proxy_vs_paper_high"]).all()
     assert len(table) == 6 and set(table["proxy_seeds"]) == {2}  # 3 ramps x 2 scores

@@ -160,9 +160,8 @@ def test_help_shows_defaults_of_values_not_of_on_off_flags():
 
 
 def test_seed_seeds_the_search_trainings_and_the_race_never_reuses_it(tmp_path):
-    from rampsearch.ranking.race import race_seeds
-
     from rampsearch.commands.run import search_proxy
+    from rampsearch.ranking.race import race_seeds
 
     proxy = search_proxy(parse("--budget", "4.8GFLOPs", "--seed", "5", "--data", "synthetic"))
     assert proxy.seed == 5

@@ -20,6 +20,7 @@ from rampsearch.ranking.race_results import (
     race_result,
     store_race,
     stored_race,
+    verdict_paragraph,
 )
 from rampsearch.reporting.progress import Progress, format_duration
 from rampsearch.study import storage as study_lib
@@ -270,6 +271,14 @@ def test_race_result_pairs_seeds_and_gives_verdicts(tmp_path):
     looser = race_result(study, chosen, RaceRules((1, 2, 3, 4), interim_level=0.95), 2,
                          OBJECTIVES["val_loss"])
     assert looser.state.dropped == {close: 1}
+    # 'close' alone against the paper's ramp: not separated, and the verdict sizes a new race
+    # on fresh seeds at the smallest effect worth finding instead of extending this one.
+    alone = race_result(study, frame[frame["trial"].isin([paper, close])],
+                        RaceRules((1, 2, 3, 4), margin=0.001), 2, OBJECTIVES["val_loss"], 0.01)
+    text = " ".join(verdict_paragraph(alone).split())
+    assert "not separated from the paper's ramp" in text and "tied" not in text
+    assert "A new race on fresh seeds would need about" in text and "80% power" in text
+    assert "0.0100 (--min-effect)" in text and "validation images that chose" in text
 
 
 def test_a_stored_race_is_continued_only_with_its_own_design(tmp_path):

@@ -495,8 +495,9 @@ VERSUS_PAPER = ("vs_paper", "vs_paper_low", "vs_paper_high", "vs_paper_seeds", "
 def versus_paper(by_seed: Mapping[str, Mapping[int, float]], label: str, maximize: bool,
                  setting: str) -> dict[str, Any]:
     """``label``'s paired difference to the paper's ramp under one setting, at the seeds the
-    two share, as the race computes it: mean, 95% interval, seeds, verdict (better, worse,
-    tied) and the seeds a tie's observed difference would need. Empty cells for the paper's
+    two share, as the race's last look computes it: mean, 95% interval, seeds, verdict
+    (better, worse, not separated) and the seeds a non-separated observed difference would
+    need. Empty cells for the paper's
     ramp itself, and where the paper's ramp was not measured."""
     cells: dict[str, Any] = {f"{setting}_{c}": math.nan for c in VERSUS_PAPER}
     cells[f"{setting}_verdict"] = ""
@@ -698,7 +699,7 @@ def versus_paper_lines(table: pd.DataFrame, names: Sequence[str], digits: int) -
         return []
     width = 2 * digits + 30
     lines = ["", "paired difference to the paper's ramp at the same seeds, 95% interval "
-                 "(~N: the paired seeds a tie's observed difference would need)",
+                 "(~N: the paired seeds a non-separated observed difference would need)",
              (f"{'ramp':<22} " + " ".join(f"{name:<{width}}" for name in names)).rstrip()]
     for _, row in table[table["label"] != PAPER_LABEL].iterrows():
         lines.append(f"{row['label']:<22} " + " ".join(
@@ -775,12 +776,13 @@ def trust_warning(settings: ProxySettings) -> str | None:
         return None
     text = ("warning    at these proxy settings a ranking speaks of the proxy. Measured on "
             "fashion-mnist with 10 ramps near the budget and 3 paired seeds (docs/fidelity.md): "
-            "the validation-loss ranking has a seed-blocked reliability of 0.62 for one seed "
-            "and 0.81 for two, yet it did not agree with a reference trained on all 60,000 "
+            "the validation-loss ranking has a seed-blocked reliability of 0.70 for one seed "
+            "and 0.82 for two, yet it did not agree with a reference trained on all 60,000 "
             "images whose own reliability is 0.80 (Kendall tau -0.02, 95% interval -0.50 to "
             "+0.51, where a proxy ranking like the reference would reach +0.63); of the four "
-            "ramps the proxy called better than the paper's, three were tied with it there. "
-            "The race after the search says better, worse or tied under this proxy, seed by "
+            "ramps the proxy called better than the paper's, three were not separated from it "
+            "there. The race after the search says better, worse, equivalent or not separated "
+            "under this proxy, seed by "
             "seed; a verdict about ImageNet needs ImageNet (`rampsearch data prepare`, then "
             "--data).")
     return textwrap.fill(text, width=100, subsequent_indent=" " * 11)

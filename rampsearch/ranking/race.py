@@ -197,17 +197,19 @@ def next_jobs(state: RaceState, scores: Mapping[Hashable, Mapping[int, float | N
 def verdicts(state: RaceState, scores: Mapping[Hashable, Mapping[int, float | None]],
              contestants: Sequence[Hashable], paper: Hashable, objective: Objective,
              rules: RaceRules | None = None) -> dict[Hashable, PairedDifference]:
-    """Each leader's paired difference to the paper's ramp over all the seeds both have, at
-    the design's corrected final level with its equivalence margin (``rules``; one leader at
-    95% and no margin without)."""
+    """Each leader's paired difference to the paper's ramp over all the seeds both have, with
+    the design's equivalence margin, at its corrected final level once the race is finished,
+    and at the early looks' level before (an unfinished race is an interim look). Without
+    ``rules``: one leader at 95%, no margin."""
     rules = rules or RaceRules(())
+    level = rules.verdict_level if state.finished else rules.corrected(rules.interim_level)
     def finite(key: Hashable) -> dict[int, float]:
         return {s: float(v) for s, v in scores.get(key, {}).items()
                 if v is not None and math.isfinite(v)}
 
     paper_runs = finite(paper)
     return {key: paired_difference(finite(key), paper_runs, objective.maximize,
-                                   rules.verdict_level, rules.margin)
+                                   level, rules.margin)
             for key in contestants if key != paper}
 
 

@@ -182,6 +182,10 @@ def format_race(result: RaceResult) -> str:
 
 
 def result_level(result: RaceResult) -> float:
+    """The level of the verdicts' intervals (the early looks' while the race is unfinished)."""
+    levels = result.table.get("interval_level")
+    if levels is not None and len(levels) and pd.notna(levels.iloc[0]):
+        return float(levels.iloc[0])
     return (result.rules or RaceRules(())).verdict_level
 
 
@@ -207,7 +211,7 @@ def verdict_paragraph(result: RaceResult) -> str:
     corrected = (f", corrected for {rules.comparisons} leaders" if rules.comparisons > 1
                  else "")
     diff = (f"{objective.format(row['diff_vs_paper'], signed=True)} {objective.title} "
-            f"({direction}; {percent(rules.verdict_level)} interval{corrected} "
+            f"({direction}; {percent(result_level(result))} interval{corrected} "
             f"{objective.format(row['diff_low'], signed=True)} to "
             f"{objective.format(row['diff_high'], signed=True)}, {row['seeds']} paired seeds "
             f"at {result.epochs} epoch{'s' if result.epochs != 1 else ''})")
