@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UserError
-from ..training.fields import check_ranges, field_values, unknown_keys
+from ..training.fields import check_ranges, settings_from_mapping
 from .sampling import STRATEGIES
 
 
@@ -36,17 +35,7 @@ class SupernetSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SupernetSettings:
-        if not isinstance(data, Mapping):
-            raise UserError(f"supernet settings must be a mapping of names to values, got "
-                            f"{type(data).__name__}.")
-        unknown = unknown_keys(cls, data)
-        if unknown:
-            known = ", ".join(f.name for f in dataclasses.fields(cls))
-            raise UserError(f"unknown supernet setting(s) {', '.join(unknown)}; known settings "
-                            f"are {known}.")
-        settings = cls(**field_values(cls, data, where="supernet setting"))
-        settings.validate()
-        return settings
+        return settings_from_mapping(cls, data, "supernet")
 
     def validate(self) -> None:
         """Raise UserError naming the first setting out of range and what to use instead."""

@@ -36,6 +36,19 @@ def check_known_fields(cls: type, data: Mapping[str, Any], message: str) -> None
         raise UserError(message.format(unknown=", ".join(unknown), known=known))
 
 
+def settings_from_mapping(cls: type, data: Any, what: str) -> Any:
+    """A settings dataclass (with ``validate()``) from a mapping of its field names, written by
+    hand or stored: ``what`` names it in errors ("proxy": "unknown proxy setting(s) ...")."""
+    if not isinstance(data, Mapping):
+        raise UserError(f"{what} settings must be a mapping of names to values, got "
+                        f"{type(data).__name__}.")
+    check_known_fields(cls, data, f"unknown {what} setting(s) {{unknown}}; known settings are "
+                                  f"{{known}}.")
+    settings = cls(**field_values(cls, data, where=f"{what} setting"))
+    settings.validate()
+    return settings
+
+
 def field_values(cls: type, data: Mapping[str, Any], where: str) -> dict[str, Any]:
     """``data`` with every value coerced to its field's type (reject unknown keys first)."""
     hints = typing.get_type_hints(cls)

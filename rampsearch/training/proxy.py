@@ -32,7 +32,7 @@ from iformer import IFormerConfig
 from ..data import ProxyData, load_proxy_data
 from ..errors import UserError
 from .engine import Batch, EpochMetrics, TrainingPlan, TrainResult, run_training
-from .fields import check_known_fields, check_ranges, field_values
+from .fields import check_ranges, settings_from_mapping
 
 __all__ = ["EpochMetrics", "ProxySettings", "TrainResult", "default_settings", "load_data_for",
            "proxy_model_config", "train_proxy"]
@@ -82,14 +82,7 @@ class ProxySettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProxySettings:
-        if not isinstance(data, Mapping):
-            raise UserError(f"proxy settings must be a mapping of names to values, got "
-                            f"{type(data).__name__}.")
-        check_known_fields(cls, data, "unknown proxy setting(s) {unknown}; known settings "
-                                      "are {known}.")
-        settings = cls(**field_values(cls, data, where="proxy setting"))
-        settings.validate()
-        return settings
+        return settings_from_mapping(cls, data, "proxy")
 
     def validate(self) -> None:
         """Raise UserError naming the first setting out of range and what to use instead."""
