@@ -57,7 +57,7 @@ class ProxySettings:
     times the steps (tau -0.02 where a proxy ranking like it would reach +0.63): a ranking
     at these settings speaks of the proxy. Twice the images and steps (30,000 once, 469
     steps) agreed a little better (tau +0.11) but hardly separated the ramps (reliability
-    0.45 at three seeds, 9 seeds for 0.8): the differences between ramps shrink with
+    0.45 at three seeds, 15 seeds for 0.8 by Spearman-Brown): the differences between ramps shrink with
     training faster than the seed noise, so no longer proxy is a cheap faithful one on this
     data. ``val_samples``
     stays at 2,000: seed noise lives in the trained model, not in the evaluation set (seed
