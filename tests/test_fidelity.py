@@ -12,28 +12,28 @@ from scipy import stats
 
 from rampsearch import cli
 from rampsearch.errors import UserError
-from rampsearch.fidelity.tables import (
-    MEASURED_UNTRUSTED,
+from rampsearch.fidelity.ramps import choose_ramps
+from rampsearch.fidelity.settings import MEASURED_UNTRUSTED, parse_settings, trust_warning
+from rampsearch.fidelity.statistics import (
     bootstrap_tau_interval,
-    choose_ramps,
     default_top_k,
-    epoch_agreement,
-    format_tables,
     kendall_tau_b,
     noise_and_spread,
-    parse_settings,
-    ramp_table,
     ramps_differ_p,
     rank_agreement,
-    reference_caveat,
     reliability_at,
     seed_agreement,
     seeds_for_reliability,
     single_seed_tau,
-    summary_table,
     tau_ceiling,
     top_k_overlap,
-    trust_warning,
+)
+from rampsearch.fidelity.tables import (
+    epoch_agreement,
+    format_tables,
+    ramp_table,
+    reference_caveat,
+    summary_table,
     versus_paper_lines,
 )
 from rampsearch.ranking.paired import seed_blocked

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from rampsearch.fidelity.tables import choose_ramps, farthest_points, ramp_profile
+from rampsearch.fidelity.ramps import choose_ramps, farthest_points, ramp_profile
 from search_spaces import load_space, parse_budget
 
 

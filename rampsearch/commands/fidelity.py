@@ -94,7 +94,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def resolve_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """({name: settings} of the proxies, in order: proxy, proxy2, ...; the reference)."""
-    from ..fidelity.tables import parse_settings, proxy_name
+    from ..fidelity.settings import parse_settings, proxy_name
 
     texts = args.proxy or ["default"]
     base = default_settings(args.data)
@@ -204,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
 
     from search_spaces import Budget
 
-    from ..fidelity.tables import choose_ramps, describe_settings, study_ramps
+    from ..fidelity.ramps import choose_ramps, study_ramps
+    from ..fidelity.settings import describe_settings
     from ..study.plan import build_plan
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -257,7 +258,7 @@ def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[s
     """Train the (ramp, seed) pairs of one ``setting`` (name, settings, seeds) that have no
     ended run yet; Ray is started into ``ray_up`` by the first setting that trains and kept
     up for the others."""
-    from ..fidelity.tables import fidelity_jobs
+    from ..fidelity.ramps import fidelity_jobs
 
     name, settings, seeds = setting
     study_lib.recover_interrupted(study)

@@ -236,7 +236,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int,
     ]
     print("\n".join(lines), flush=True)
     # How far a ranking at these proxy settings can be trusted (measured, docs/fidelity.md).
-    from ..fidelity.tables import trust_warning
+    from ..fidelity.settings import trust_warning
 
     warning = trust_warning(proxy)
     if warning:
