@@ -29,8 +29,10 @@ from rampsearch.fidelity.statistics import (
     top_k_overlap,
 )
 from rampsearch.fidelity.tables import (
+    curve_targets,
     epoch_agreement,
     format_tables,
+    paper_order_line,
     ramp_table,
     reference_caveat,
     summary_table,
@@ -131,7 +133,7 @@ def hand_made_runs() -> pd.DataFrame:
                              "setting": setting, "seed": seed, "status": "completed",
                              "top1": mean + noise, "val_loss": (100 - mean - noise) / 50,
                              "wall_s": wall, "cpus": 1.0,
-                             "flops": 4_000_000_000 + index,
+                             "flops": 4_000_000_000 + index, "params": 20_000_000 + index,
                              "curve": {1: mean / 2 + noise, 2: mean + noise}})
     rows.append({**rows[-1], "trial": len(rows), "seed": 2, "status": "diverged", "top1": 0.0})
     return pd.DataFrame(rows)
@@ -200,13 +202,22 @@ def test_each_ramp_is_compared_with_the_paper_seed_by_seed():
     assert versus_paper_lines(table.drop(index="paper").reset_index(), ["proxy"], 2) == []
 
 
+def proxy_tau_per_minute(summary: pd.DataFrame) -> float:
+    return float(summary.loc["proxy", "tau_per_cpu_min"])
+
+
 def test_summary_rows_and_values():
     runs = hand_made_runs()
     zero_cost = {label: {"synflow": float(i), "naswot": -float(i), "grad_norm": 1.0}
                  for i, label in enumerate(["sampled_2", "sampled_1", "equal_split", "paper"])}
     table = ramp_table(runs, zero_cost, DEPTHS)
     summary = summary_table(table, runs).set_index("scorer")
-    assert list(summary.index) == ["proxy", "synflow", "naswot", "grad_norm", "reference"]
+    assert list(summary.index) == ["proxy", "synflow", "naswot", "grad_norm", "gflops",
+                                   "mparams", "reference"]
+    # The size baselines rank a bigger model better: here the biggest ramps are the worst.
+    assert summary.loc["gflops", "kendall_tau"] == pytest.approx(-1.0)
+    assert summary.loc["mparams", "kendall_tau"] == pytest.approx(-1.0)
+    assert proxy_tau_per_minute(summary) == pytest.approx(4 / 6)  # 1 CPU-minute a trial
     proxy = summary.loc["proxy"]
     assert proxy["kendall_tau"] == pytest.approx(4 / 6)
     assert proxy["top_k"] == 1 and proxy["top_k_overlap"] == 0.0  # the proxy's best is 2nd
@@ -396,3 +407,53 @@ def test_trust_warning_within_the_measured_range_only():
     for name, most in MEASURED_UNTRUSTED.items():
         higher = most * 2 if isinstance(most, int) else most + 0.25
         assert trust_warning(dataclasses.replace(measured, **{name: higher})) is None, name
+
+
+# ------------------------------------------------------------------- learning-curve score
+def crossing_runs() -> pd.DataFrame:
+    """Three ramps whose proxy loss curves (3 epochs of 100 steps) cross after the proxy: the
+    one lowest at step 300 is the flattest, and the reference (at 1,000 steps) ranks by the
+    slopes."""
+    shapes = {"paper": (3.2, 0.18), "equal_split": (2.0, 0.10), "reverse_ramp": (2.6, 0.14)}
+    rows = []
+    for index, (label, (b, c)) in enumerate(shapes.items()):
+        ramp = [1] * 3 + [3] * 3 + [index + 1] * 9 + [9] * 3
+        curve = {e: b * (100 * e) ** -c for e in (1, 2, 3)}
+        for setting, loss in (("proxy", curve[3]), ("reference", b * 1000 ** -c)):
+            for seed in (0, 1):
+                rows.append({"trial": len(rows), "label": label, "ramp": ramp,
+                             "setting": setting, "seed": seed, "status": "completed",
+                             "top1": 50.0, "val_loss": loss, "wall_s": 60.0, "cpus": 1.0,
+                             "flops": 4e9, "params": 2e7,
+                             "curve": curve if setting == "proxy" else {1: loss}})
+    return pd.DataFrame(rows)
+
+
+def test_the_learning_curve_score_sees_a_crossing_the_final_loss_misses():
+    runs = crossing_runs()
+    table = ramp_table(runs, {}, DEPTHS, "val_loss", {"proxy": (100, 1000)}).set_index("label")
+    for label, (b, c) in {"paper": (3.2, 0.18), "equal_split": (2.0, 0.10)}.items():
+        assert table.loc[label, "proxy_curve"] == pytest.approx(b * 1000 ** -c)
+    summary = summary_table(table.reset_index(), runs, "val_loss").set_index("scorer")
+    assert summary.loc["proxy", "kendall_tau"] < 0 < summary.loc["proxy_curve", "kendall_tau"]
+    assert summary.loc["proxy_curve", "kendall_tau"] == pytest.approx(1.0)
+    # It reads the proxy's own runs: their CPU time, no training of its own.
+    assert summary.loc["proxy_curve", "cpu_min_per_trial"] == pytest.approx(1.0)
+
+
+def test_curve_targets_come_from_the_stored_settings():
+    proxy = ProxySettings(epochs=3, train_samples=6400, batch_size=64)
+    one_epoch = ProxySettings(epochs=1)
+    reference = ProxySettings(epochs=4, train_samples=9469, batch_size=64)
+    fidelity = {"reference": reference.to_dict(),
+                "proxies": {"proxy": one_epoch.to_dict(), "proxy2": proxy.to_dict()}}
+    assert curve_targets(fidelity) == {"proxy2": (100, 4 * 147)}
+    assert curve_targets({}) == {}
+
+
+def test_the_paper_order_line_names_the_reference_order():
+    table = ramp_table(crossing_runs(), {}, DEPTHS, "val_loss")
+    line = paper_order_line(table)
+    assert "the reference ranks paper (#1) > reverse_ramp (#2) > equal_split (#3)" in line
+    assert "another order" in line
+    assert "not measured" in paper_order_line(table[table["label"] != "paper"])

@@ -61,7 +61,7 @@ def test_tables_are_written_and_printed(measured):
         "label", "ramp", "gflops", "proxy_mean", "proxy_std", "proxy_seeds", "reference_mean",
         "reference_std", "reference_seeds", *[f"proxy_{c}" for c in versus],
         *[f"reference_{c}" for c in versus], "proxy_rank", "reference_rank", "synflow",
-        "naswot", "grad_norm", "attention_heads", "score"]
+        "naswot", "grad_norm", "mparams", "attention_heads", "score"]
     others = table[table["label"] != "paper"]
     assert set(others["proxy_verdict"]) <= {"better", "worse", "not separated"}
     assert (others["proxy_vs_paper_seeds"] == 2).all()
@@ -73,17 +73,19 @@ def test_tables_are_written_and_printed(measured):
     summary = pd.read_csv(results / "fid" / "fidelity_summary.csv")
     for score in ("val_loss", "top1"):
         assert list(summary[summary["score"] == score]["scorer"]) == [
-            "proxy", "synflow", "naswot", "grad_norm", "reference"]
+            "proxy", "synflow", "naswot", "grad_norm", "gflops", "mparams", "reference"]
     for column in ("kendall_tau", "spearman_rho", "top_k_overlap", "noise_std", "spread_std",
                    "blocked_noise_std", "blocked_reliability", "reliability_3_seeds",
-                   "seeds_for_08", "cpu_min_per_trial"):
+                   "seeds_for_08", "cpu_min_per_trial", "rho_low", "rho_high",
+                   "tau_per_cpu_min"):
         assert column in summary.columns
     reference = summary[(summary["scorer"] == "reference") & (summary["score"] == "val_loss")]
     assert reference["cpu_min_per_trial"].iloc[0] > 0
     assert reference["blocked_seeds"].iloc[0] == 2
     for text in ("against reference", "proxy: 0 of 6 trainings already in the study, 6 to run",
                  "fidelity.csv", "by val_loss (lower is better)", "by top1 (higher is better)",
-                 "paired difference to the paper's ramp at the same seeds"):
+                 "paired difference to the paper's ramp at the same seeds",
+                 "paper's ablation order"):
         assert text in out
     page = (results / "fid" / "report.html").read_text()
     assert "How far the proxy ranking can be trusted" in page and 'id="plot-0"' in page

@@ -27,6 +27,8 @@ class RankAgreement:
     tau_high: float
     spearman_rho: float
     rho_p: float
+    rho_low: float        # 95% percentile bootstrap interval over the same resamples
+    rho_high: float
     top_k: int
     top_k_overlap: float  # share of the reference's top k that the scores also put in top k
 
@@ -58,6 +60,34 @@ def bootstrap_tau_interval(x: Sequence[float], y: Sequence[float],
     return float(low), float(high)
 
 
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of x and y along the last axis (average ranks for ties)."""
+    rx, ry = stats.rankdata(x, axis=-1), stats.rankdata(y, axis=-1)
+    rx = rx - rx.mean(axis=-1, keepdims=True)
+    ry = ry - ry.mean(axis=-1, keepdims=True)
+    denominator = np.sqrt((rx * rx).sum(axis=-1) * (ry * ry).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (rx * ry).sum(axis=-1) / denominator, np.nan)
+
+
+def bootstrap_rho_interval(x: Sequence[float], y: Sequence[float],
+                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                           level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of Spearman's rho over the resamples bootstrap_tau_interval draws
+    with the same seed."""
+    x_arr, y_arr = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x_arr.size < 3:
+        return math.nan, math.nan
+    index = np.random.default_rng(seed).integers(0, x_arr.size, (resamples, x_arr.size))
+    rhos = spearman_rho(x_arr[index], y_arr[index])
+    rhos = rhos[np.isfinite(rhos)]
+    if rhos.size == 0:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(rhos, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def default_top_k(n: int) -> int:
     return max(1, round(n / 3))
 
@@ -81,13 +111,14 @@ def rank_agreement(scores: Sequence[float], reference: Sequence[float],
         raise ValueError(f"{n} scores but {len(reference)} reference values")
     k = top_k or default_top_k(n)
     if n < 2 or np.ptp(scores) == 0 or np.ptp(reference) == 0:
-        return RankAgreement(n, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, k,
-                             top_k_overlap(scores, reference, k))
+        return RankAgreement(n, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
+                             math.nan, math.nan, k, top_k_overlap(scores, reference, k))
     tau = stats.kendalltau(scores, reference)
     rho = stats.spearmanr(scores, reference)
     low, high = bootstrap_tau_interval(scores, reference, seed=seed)
+    rho_low, rho_high = bootstrap_rho_interval(scores, reference, seed=seed)
     return RankAgreement(n, float(tau.statistic), float(tau.pvalue), low, high,
-                         float(rho.statistic), float(rho.pvalue), k,
+                         float(rho.statistic), float(rho.pvalue), rho_low, rho_high, k,
                          top_k_overlap(scores, reference, k))
 
 

@@ -33,7 +33,9 @@ from ..ranking.leaderboard import compact_ramp
 from ..ranking.paired import common_seeds, paired_difference, seed_blocked
 from ..study import storage as study_lib
 from ..study.objective import OBJECTIVES, format_number
+from ..training.proxy import ProxySettings
 from ..training.zero_cost import ZERO_COST_SCORES
+from .learning_curve import extrapolated_loss
 from .statistics import (
     kendall_tau_b,
     noise_and_spread,
@@ -49,7 +51,8 @@ from .statistics import (
 
 def fidelity_runs(study: optuna.Study) -> pd.DataFrame:
     """One row per fidelity run that ended by itself: label, ramp, setting, seed, status,
-    top1, wall_s, cpus, flops and the per-epoch top-1 curve."""
+    top1, val_loss, wall_s, cpus, flops, params and the per-epoch curve of the study's
+    objective."""
     rows = []
     for trial in study_lib.ended_trials(study, Role.FIDELITY):
         attrs = trial.user_attrs
@@ -60,9 +63,11 @@ def fidelity_runs(study: optuna.Study) -> pd.DataFrame:
             "status": attrs.get(Attr.STATUS), "top1": attrs.get(Attr.TOP1),
             "val_loss": attrs.get(Attr.VAL_LOSS),
             "wall_s": attrs.get(Attr.WALL_S), "cpus": attrs.get(Attr.CPUS, 1.0),
-            "flops": attrs.get(Attr.FLOPS), "curve": dict(trial.intermediate_values)})
+            "flops": attrs.get(Attr.FLOPS), "params": attrs.get(Attr.PARAMS),
+            "curve": dict(trial.intermediate_values)})
     return pd.DataFrame(rows, columns=["trial", "label", "ramp", "setting", "seed", "status",
-                                       "top1", "val_loss", "wall_s", "cpus", "flops", "curve"])
+                                       "top1", "val_loss", "wall_s", "cpus", "flops", "params",
+                                       "curve"])
 
 
 def setting_names(runs: pd.DataFrame) -> list[str]:
@@ -103,10 +108,13 @@ def cpu_minutes_per_trial(runs: pd.DataFrame, setting: str) -> float:
 
 # -------------------------------------------------------------------------------- tables
 def ramp_table(runs: pd.DataFrame, zero_cost: Mapping[str, Mapping[str, Any]],
-               depths: Sequence[int], score: str = "top1") -> pd.DataFrame:
+               depths: Sequence[int], score: str = "top1",
+               curve_targets: Mapping[str, tuple[int, int]] | None = None) -> pd.DataFrame:
     """One row per ramp with results under every setting: seed means and stds of ``score``,
-    ranks (1 is best: highest top-1, lowest loss) and zero-cost scores; best reference
-    first."""
+    ranks (1 is best: highest top-1, lowest loss), zero-cost scores, parameters (millions)
+    and, for each setting in ``curve_targets`` ({setting: (steps per epoch, the reference's
+    steps)}), the learning-curve score ``<setting>_curve``: the mean over seeds of each run's
+    loss curve extrapolated to the reference's length. Best reference first."""
     names = setting_names(runs)
     higher = OBJECTIVES[score].maximize
     by_seed = {name: seed_runs(runs, name, score) for name in names}
@@ -127,12 +135,17 @@ def ramp_table(runs: pd.DataFrame, zero_cost: Mapping[str, Mapping[str, Any]],
             row.update(versus_paper(by_seed[name], label, higher, name))
         for zero in ZERO_COST_SCORES:
             row[zero] = float(zero_cost.get(label, {}).get(zero, math.nan))
+        params = first.get("params")
+        row["mparams"] = math.nan if params is None or pd.isna(params) else params / 1e6
+        for name, (steps_per_epoch, target) in (curve_targets or {}).items():
+            row[f"{name}_curve"] = curve_score(runs, label, name, steps_per_epoch, target)
         row["attention_heads"] = ",".join(str(a) for a in first["ramp"])
         rows.append(row)
     columns = (["label", "ramp", "gflops"]
                + [f"{n}_{c}" for n in names for c in ("mean", "std", "seeds")]
                + [f"{n}_{c}" for n in names for c in VERSUS_PAPER]
-               + [f"{n}_rank" for n in names] + [*ZERO_COST_SCORES, "attention_heads"])
+               + [f"{n}_rank" for n in names] + [*ZERO_COST_SCORES, "mparams"]
+               + [f"{n}_curve" for n in (curve_targets or {})] + ["attention_heads"])
     table = pd.DataFrame(rows, columns=[c for c in columns if not c.endswith("_rank")])
     if table.empty:
         return pd.DataFrame(columns=columns)
@@ -142,6 +155,36 @@ def ramp_table(runs: pd.DataFrame, zero_cost: Mapping[str, Mapping[str, Any]],
     return table[columns].sort_values("reference_rank", kind="stable").reset_index(drop=True)
 
 
+def curve_score(runs: pd.DataFrame, label: str, setting: str, steps_per_epoch: int,
+                target_steps: int) -> float:
+    """Mean over the completed runs of ``label`` under ``setting`` of their loss curves
+    extrapolated to ``target_steps`` (NaN where no run has a slope)."""
+    done = runs[(runs["label"] == label) & (runs["setting"] == setting)
+                & (runs["status"] == Status.COMPLETED)]
+    values = [extrapolated_loss(curve, steps_per_epoch, target_steps)
+              for curve in done["curve"]]
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def curve_targets(fidelity: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """{proxy setting: (its steps per epoch, the reference's steps)} for every stored proxy
+    setting whose runs record a curve of two or more epochs."""
+    reference = fidelity.get("reference")
+    if not reference:
+        return {}
+    target = ProxySettings.from_dict(reference)
+    target_steps = target.epochs * target.steps_per_epoch
+    found = {}
+    for name, stored in (fidelity.get("proxies") or {}).items():
+        settings = ProxySettings.from_dict(stored)
+        if settings.epochs >= 2:
+            found[name] = (settings.steps_per_epoch, target_steps)
+    return found
+
+
+# Baselines a proxy must beat: a bigger model (more FLOPs, more parameters) predicted better.
+SIZE_SCORERS = ("gflops", "mparams")
 PAPER_LABEL = "paper"  # the space's baseline name of the paper's ramp
 VERSUS_PAPER = ("vs_paper", "vs_paper_low", "vs_paper_high", "vs_paper_seeds", "verdict",
                 "seeds_to_separate")
@@ -178,10 +221,14 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
     sign = OBJECTIVES[score].sign()
     names = setting_names(runs)
     reference = sign * table["reference_mean"].to_numpy(dtype=float)  # higher is better
-    for scorer in (*[n for n in names if n != "reference"], *ZERO_COST_SCORES, "reference"):
+    curves = [c for c in table.columns if c.endswith("_curve")]
+    scorers = (*[n for n in names if n != "reference"], *curves, *ZERO_COST_SCORES,
+               *SIZE_SCORERS, "reference")
+    for scorer in scorers:
         row: dict[str, Any] = {"score": score, "scorer": scorer, "ramps": len(table)}
         if scorer != "reference":
             values = (sign * table[f"{scorer}_mean"] if scorer in names
+                      else sign * table[scorer] if scorer in curves
                       else table[scorer]).to_numpy(dtype=float)
             keep = np.isfinite(values)
             agreement = rank_agreement(values[keep], reference[keep]) if keep.sum() else None
@@ -207,8 +254,11 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
                        single_seed_tau=math.nan if scorer == "reference" else single_seed_tau(
                            by_seed, dict(zip(table["label"], table["reference_mean"]))),
                        cpu_min_per_trial=cpu_minutes_per_trial(runs, scorer))
+        if scorer in curves:  # read off the proxy's own runs: no training of its own
+            row["cpu_min_per_trial"] = cpu_minutes_per_trial(runs, scorer.removesuffix("_curve"))
         rows.append(row)
     summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+    summary["tau_per_cpu_min"] = summary["kendall_tau"] / summary["cpu_min_per_trial"]
     reference_reliability = float(
         summary.loc[summary["scorer"] == "reference", "blocked_reliability"].iloc[0])
     proxies = summary["scorer"].isin([n for n in names if n != "reference"])
@@ -219,12 +269,12 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
 
 
 SUMMARY_COLUMNS = ["score", "scorer", "ramps", "kendall_tau", "tau_p", "tau_low", "tau_high",
-                   "spearman_rho", "rho_p", "top_k", "top_k_overlap", "noise_std",
+                   "spearman_rho", "rho_p", "rho_low", "rho_high", "top_k", "top_k_overlap", "noise_std",
                    "spread_std", "noise_to_spread", "reliability", "ramps_differ_p",
                    "seed_tau", "blocked_noise_std", "blocked_seeds", "blocked_reliability",
                    "blocked_differ_p", "reliability_1_seeds", "reliability_2_seeds",
                    "reliability_3_seeds", "seeds_for_08", "single_seed_tau",
-                   "tau_ceiling", "cpu_min_per_trial"]
+                   "tau_ceiling", "cpu_min_per_trial", "tau_per_cpu_min"]
 
 
 def epoch_agreement(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -275,7 +325,7 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
                  f"{'tau@1':>6} {'ceiling':>7} "
                  f"{'rho':>6} {'top-k':>6}   {'noise':>7} {'paired':>7} {'spread':>7} "
                  f"{'rel@1':>5} {'rel@3':>5} {'seeds@0.8':>9} {'seed tau':>8} "
-                 f"{'CPU-min/trial':>13}")
+                 f"{'CPU-min/trial':>13} {'tau/CPU-min':>11}")
     spec = f".{digits}f"
     for _, row in summary.iterrows():
         interval = ("" if pd.isna(row["tau_low"])
@@ -290,16 +340,39 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
             f"{format_number(row['noise_std'], spec):>7} {format_number(row['blocked_noise_std'], spec):>7} "
             f"{format_number(row['spread_std'], spec):>7} {format_number(row['reliability_1_seeds'], '.2f'):>5} "
             f"{format_number(row['reliability_3_seeds'], '.2f'):>5} {format_number(row['seeds_for_08'], '.0f'):>9} "
-            f"{format_number(row['seed_tau'], '+.2f'):>8} {format_number(row['cpu_min_per_trial'], '.2f'):>13}")
+            f"{format_number(row['seed_tau'], '+.2f'):>8} {format_number(row['cpu_min_per_trial'], '.2f'):>13} "
+            f"{format_number(row['tau_per_cpu_min'], '+.3f'):>11}")
     reference = summary[summary["scorer"] == "reference"]
     if not reference.empty:
         lines.append(reference_caveat(reference.iloc[0]))
+    lines.append(paper_order_line(table))
     lines.append("tau: of the seed means; tau@1: of one seed's ranking, mean over seeds; "
                  "ceiling: the tau a proxy ranking exactly like the reference would reach, "
                  "given both settings' seed noise; noise: pooled seed std; paired: residual std "
                  "once the seed effects shared by every ramp are removed; rel@S: seed-blocked "
-                 "reliability of a mean of S seeds.")
+                 "reliability of a mean of S seeds; <proxy>_curve: the proxy's loss curves "
+                 "extrapolated to the reference's steps; gflops, mparams: a bigger model "
+                 "ranked better, the baselines a proxy must beat.")
     return "\n".join(lines)
+
+
+# The iFormer paper's ablation (iFormer-S, 100 ImageNet epochs, top-1): its ramp first.
+PAPER_ABLATION = {"paper": 81.2, "equal_split": 80.7, "reverse_ramp": 80.5}
+
+
+def paper_order_line(table: pd.DataFrame) -> str:
+    """The reference's order of the paper's three ablation ramps beside the paper's ImageNet
+    order (paper's ramp > equal split > reverse ramp), by the reference's seed means."""
+    ranks = dict(zip(table["label"], table["reference_rank"]))
+    if not all(label in ranks for label in PAPER_ABLATION):
+        return "paper's ablation order: not measured (the reference lacks one of its ramps)"
+    measured = sorted(PAPER_ABLATION, key=lambda label: ranks[label])
+    same = measured == list(PAPER_ABLATION)
+    return ("paper's ablation order (ImageNet, 100 epochs: paper 81.2 > equal_split 80.7 > "
+            "reverse_ramp 80.5 top-1): the reference ranks "
+            + " > ".join(f"{label} (#{ranks[label]})" for label in measured)
+            + (", the same order" if same else ", another order")
+            + " (differences within the noise are in the verdicts above)")
 
 
 def versus_paper_lines(table: pd.DataFrame, names: Sequence[str], digits: int) -> list[str]:
@@ -361,9 +434,11 @@ def fidelity_tables(study: optuna.Study, depths: Sequence[int], score: str = "to
     """(per-ramp table, summary against the reference, tau per epoch) of a study's runs by
     ``score``; the tau per epoch only for the score the study's learning curves hold."""
     runs = fidelity_runs(study)
-    zero_cost = study.user_attrs.get(StudyAttr.FIDELITY, {}).get("zero_cost", {})
-    table = ramp_table(runs, zero_cost, depths, score)
+    fidelity = study.user_attrs.get(StudyAttr.FIDELITY, {})
     curves = study_lib.study_objective(study).key == score
+    # Only a loss is extrapolated by a power law; top-1 curves are ranked per epoch only.
+    targets = curve_targets(fidelity) if curves and score == "val_loss" else {}
+    table = ramp_table(runs, fidelity.get("zero_cost", {}), depths, score, targets)
     epochs = epoch_agreement(runs, table) if curves else pd.DataFrame(
         columns=["setting", "epoch", "ramps", "kendall_tau"])
     return table, summary_table(table, runs, score), epochs
