@@ -238,7 +238,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int,
     # How far a ranking at these proxy settings can be trusted (measured, docs/fidelity.md).
     from ..fidelity.settings import trust_warning
 
-    warning = trust_warning(proxy)
+    warning = trust_warning(proxy, plan.settings.data)
     if warning:
         print(warning, flush=True)
 
