@@ -467,3 +467,13 @@ def test_the_trust_note_on_other_data_says_nothing_backs_it_yet():
     # was measured of any setting yet.
     longer = dataclasses.replace(ProxySettings(), epochs=24)
     assert trust_warning(longer) is None and trust_warning(longer, "imagenette") is not None
+
+
+def test_rho_has_a_bootstrap_interval_like_tau():
+    same = rank_agreement([1.0, 2.0, 3.0, 4.0, 5.0], [10.0, 20.0, 30.0, 40.0, 50.0])
+    assert (same.rho_low, same.rho_high) == pytest.approx((1.0, 1.0))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=12)
+    noisy = rank_agreement(x, x + rng.normal(size=12))
+    assert noisy.rho_low < noisy.spearman_rho < noisy.rho_high
+    assert noisy.rho_low < noisy.rho_high <= 1.0

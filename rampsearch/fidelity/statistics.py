@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,21 +43,30 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, concordance / denominator, np.nan)
 
 
-def bootstrap_tau_interval(x: Sequence[float], y: Sequence[float],
-                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
-                           level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of tau-b over ramps drawn with replacement (seeded)."""
+def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                       x: Sequence[float], y: Sequence[float],
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of a rank ``statistic`` (vectorised over rows) over ramps drawn
+    with replacement; the same ``seed`` draws the same resamples for every statistic."""
     x_arr, y_arr = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x_arr.size < 3:
         return math.nan, math.nan
     index = np.random.default_rng(seed).integers(0, x_arr.size, (resamples, x_arr.size))
-    taus = kendall_tau_b(x_arr[index], y_arr[index])
-    taus = taus[np.isfinite(taus)]
-    if taus.size == 0:
+    values = statistic(x_arr[index], y_arr[index])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
         return math.nan, math.nan
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(taus, [tail, 100 - tail])
+    low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def bootstrap_tau_interval(x: Sequence[float], y: Sequence[float],
+                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                           level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of tau-b over ramps drawn with replacement (seeded)."""
+    return bootstrap_interval(kendall_tau_b, x, y, resamples, seed, level)
 
 
 def spearman_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -73,19 +82,8 @@ def spearman_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def bootstrap_rho_interval(x: Sequence[float], y: Sequence[float],
                            resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
                            level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of Spearman's rho over the resamples bootstrap_tau_interval draws
-    with the same seed."""
-    x_arr, y_arr = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x_arr.size < 3:
-        return math.nan, math.nan
-    index = np.random.default_rng(seed).integers(0, x_arr.size, (resamples, x_arr.size))
-    rhos = spearman_rho(x_arr[index], y_arr[index])
-    rhos = rhos[np.isfinite(rhos)]
-    if rhos.size == 0:
-        return math.nan, math.nan
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(rhos, [tail, 100 - tail])
-    return float(low), float(high)
+    """Percentile interval of Spearman's rho over the same resamples as tau's."""
+    return bootstrap_interval(spearman_rho, x, y, resamples, seed, level)
 
 
 def default_top_k(n: int) -> int:
