@@ -753,7 +753,7 @@ def fidelity_tables(study: optuna.Study, depths: Sequence[int], score: str = "to
     runs = fidelity_runs(study)
     zero_cost = study.user_attrs.get(StudyAttr.FIDELITY, {}).get("zero_cost", {})
     table = ramp_table(runs, zero_cost, depths, score)
-    curves = study_lib.study_objective(study).key == score
+    curves = study_lib.study_settings(study).objective.key == score
     epochs = epoch_agreement(runs, table) if curves else pd.DataFrame(
         columns=["setting", "epoch", "ramps", "kendall_tau"])
     return table, summary_table(table, runs, score), epochs
