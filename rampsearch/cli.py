@@ -81,14 +81,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     layers its --config. A command's ``default_layers`` are functions, highest first, from the
     options parsed so far to option values (None: not given); each layer becomes the command
     parser's defaults, under the layers before it, and the command line is parsed again, so a
-    flag always wins, by argparse itself."""
+    flag always wins, by argparse itself. A layer listed in ``typed_layers`` (a stored
+    study's settings) holds values already typed, a Budget or an Objective, and is not
+    written out as text to be parsed again."""
     parser, commands = build_parsers()
     args = parser.parse_args(argv)
     command = commands[args.command]
     layered: dict[str, Any] = {}
     for layer in getattr(args, "default_layers", ()):
         given = {key: value for key, value in layer(args).items() if value is not None}
-        layered = {**typed(command, given), **layered}
+        if layer not in getattr(args, "typed_layers", ()):
+            given = typed(command, given)
+        layered = {**given, **layered}
         command.set_defaults(**layered)
         args = parser.parse_args(argv)
     return args

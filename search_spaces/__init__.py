@@ -11,7 +11,7 @@ from __future__ import annotations
 from .budget import Budget, format_flops, parse_budget
 from .chain import ChainSpace, Decision
 from .errors import SpaceError
-from .feasibility import BudgetCheck, check_budget, choose_base, preset_ranges
+from .feasibility import BudgetCheck, base_for, check_budget, choose_base, preset_ranges
 from .load import build_space, load_space, space_names
 from .smooth import SmoothSpace
 from .space import (
@@ -27,6 +27,6 @@ __all__ = [
     "CONSTRAINT_KEY", "FAMILIES", "Budget", "BudgetCheck", "ChainSpace",
     "Decision", "Proposal", "RandomParams", "SearchSpace", "SmoothOptions", "SmoothSpace",
     "SpaceError", "SpaceFile", "StageBounds", "baseline_ramps", "build_space", "check_budget",
-    "choose_base", "format_flops", "load_space", "parse_budget",
+    "base_for", "choose_base", "format_flops", "load_space", "parse_budget",
     "preset_ranges", "read_space_file", "space_names",
 ]

@@ -48,6 +48,14 @@ def choose_base(budget: Budget, family: str = "monotone") -> str:
                      f"ranges, or pass --base with a model config of your own.")
 
 
+def base_for(base: str | None, budget: Budget | None, family: str = "monotone") -> str:
+    """The model to search on: ``base`` when one is given, else the preset whose ``family``
+    ramps span the budget, else (no budget to span) iformer_small, the paper's main model."""
+    if base:
+        return base
+    return choose_base(budget, family) if budget is not None else "iformer_small"
+
+
 def check_budget(space: SearchSpace, budget: Budget) -> BudgetCheck:
     """Refuses a budget below the cheapest ramp (naming the range and a preset that fits);
     a budget at or above the dearest ramp is allowed, with a note that it does not bind."""

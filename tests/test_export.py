@@ -15,7 +15,9 @@ import yaml
 from optuna.trial import TrialState
 
 import iformer
+from rampsearch.attributes import StudyAttr
 from rampsearch.cli import main
+from rampsearch.study.objective import OBJECTIVES
 from rampsearch.study.storage import (
     StudyLocation,
     StudySettings,
@@ -24,6 +26,7 @@ from rampsearch.study.storage import (
 )
 from rampsearch.training.proxy import ProxySettings
 from rampsearch.training.recipe import TrainRecipe, load_recipe, recipe_for_model
+from search_spaces import Budget
 
 PAPER_SMALL = iformer.preset("small").attention_heads
 SEARCHED = PAPER_SMALL[:9] + [8] + PAPER_SMALL[10:]  # one more attention head in block 9
@@ -68,10 +71,12 @@ def make_study(results: Path, name: str = "ramps", base: str = "iformer_small",
     (results / name).mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(storage=location.storage_url, study_name=name,
                                 directions=["maximize", "minimize"][:objectives])
-    settings = StudySettings(base=base, space="free", budget_flops=4_900_000_000,
-                             budget_img_size=[224, 224], data="synthetic",
-                             proxy=ProxySettings().to_dict(), sampler="tpe", seed=0,
-                             scheduler="fifo", objectives=["top1", "flops"][:objectives])
+    # Two objectives: top-1 against FLOPs, as nsga2 searches them.
+    settings = StudySettings(base=base, space="free", budget=Budget(4_900_000_000),
+                             data="synthetic", proxy=ProxySettings().to_dict(),
+                             sampler="nsga2" if objectives == 2 else "tpe", seed=0,
+                             scheduler="fifo", objective=OBJECTIVES["top1"])
+    study.set_user_attr(StudyAttr.SETTINGS, settings.to_dict())
     write_run_file(location, settings, trials=8)
     return location, study
 

@@ -214,9 +214,9 @@ def study_plan(results: Path, name: str, space_name: str) -> SearchPlan:
     """A search plan and its study on disk, as `rampsearch run` leaves them."""
     space = load_space(space_name)
     location = StudyLocation(name, default_storage_url(results / name), results)
-    settings = StudySettings(base=space.base_name, space=space_name, budget_flops=BUDGET.flops,
-                             budget_img_size=list(BUDGET.img_size), data="synthetic",
-                             proxy=TINY.to_dict(), sampler="tpe", seed=0, scheduler="fifo")
+    settings = StudySettings(base=space.base_name, space=space_name, budget=BUDGET,
+                             data="synthetic", proxy=TINY.to_dict(), sampler="tpe", seed=0,
+                             scheduler="fifo")
     write_run_file(location, settings, trials=0)
     return SearchPlan(location=location, settings=settings, space=space, budget=BUDGET,
                       check=check_budget(space, BUDGET), proxy=TINY, trials=0,

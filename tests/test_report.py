@@ -16,6 +16,7 @@ import iformer
 from rampsearch.reporting.report import build_report, interval_bars
 from rampsearch.reporting.report_file import write_report
 from rampsearch.study import storage as study_lib
+from search_spaces import Budget
 
 SMALL = iformer.preset("small")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,8 +26,8 @@ def make_study(tmp_path):
     location = study_lib.StudyLocation("rep", study_lib.default_storage_url(tmp_path / "rep"),
                                        tmp_path)
     settings = study_lib.StudySettings(
-        base="iformer_small", space="monotone", budget_flops=4_800_000_000,
-        budget_img_size=[224, 224], data="synthetic", proxy={"epochs": 3}, sampler="tpe",
+        base="iformer_small", space="monotone", budget=Budget(4_800_000_000),
+        data="synthetic", proxy={"epochs": 3}, sampler="tpe",
         seed=0, scheduler="none")
     study = study_lib.create_or_check_study(location, settings,
                                             optuna.samplers.RandomSampler(seed=1), resume=False)

@@ -11,7 +11,9 @@ from rampsearch.cli import main, parse_args
 from rampsearch.errors import UserError
 from rampsearch.options import RACE_DEFAULTS
 from rampsearch.study import storage as study_lib
+from rampsearch.study.objective import OBJECTIVES
 from rampsearch.training.proxy import ProxySettings
+from search_spaces import Budget
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -66,9 +68,9 @@ def write_study(results, name: str, seed: int, proxy: ProxySettings) -> None:
     location = study_lib.StudyLocation(name, study_lib.default_storage_url(results / name),
                                        results)
     settings = study_lib.StudySettings(
-        base="iformer_small", space="free", budget_flops=4_700_000_000,
-        budget_img_size=[224, 224], data="synthetic", proxy=proxy.to_dict(), sampler="random",
-        seed=seed, scheduler="asha", objectives=["top1"])
+        base="iformer_small", space="free", budget=Budget(4_700_000_000), data="synthetic",
+        proxy=proxy.to_dict(), sampler="random", seed=seed, scheduler="asha",
+        objective=OBJECTIVES["top1"])
     study_lib.write_run_file(location, settings, trials=3)
 
 
@@ -79,8 +81,10 @@ def test_resumed_study_settings_under_the_config_file_under_flags(tmp_path):
     resume = ["--resume", "--study", "old", "--results", str(results)]
     args = parse(*resume)
     assert (args.seed, args.trials, args.space, args.sampler, args.objective) == (
-        7, 3, "free", "random", "top1")  # the study's settings fill what flags leave out
-    assert args.budget == "4700000000" and args.data == "synthetic"
+        7, 3, "free", "random", OBJECTIVES["top1"])  # the study's fill what flags leave out
+    # Typed as stored, not written out as text to be parsed again.
+    assert args.budget == Budget(4_700_000_000) and args.budget_resolution == (224, 224)
+    assert args.data == "synthetic"
     assert args.stored_proxy["val_samples"] == 500  # settings without a flag come back too
     assert args.max_seeds == RACE_DEFAULTS["max_seeds"]  # defaults fill the rest
 

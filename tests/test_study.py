@@ -26,14 +26,15 @@ from rampsearch.reporting.progress import Progress, format_duration
 from rampsearch.study import storage as study_lib
 from rampsearch.study.objective import OBJECTIVES
 from rampsearch.study.trials import tell_outcome
+from search_spaces import Budget
 
 SMALL = iformer.preset("small")
 PAPER = SMALL.attention_heads
 
 
 def settings(**changes) -> study_lib.StudySettings:
-    values = dict(base="iformer_small", space="monotone", budget_flops=4_800_000_000,
-                  budget_img_size=[224, 224], data="synthetic", proxy={"epochs": 2},
+    values = dict(base="iformer_small", space="monotone", budget=Budget(4_800_000_000),
+                  data="synthetic", proxy={"epochs": 2},
                   sampler="tpe", seed=0, scheduler="none")
     values.update(changes)
     return study_lib.StudySettings(**values)
@@ -90,7 +91,7 @@ def test_create_then_resume_and_mismatch(tmp_path):
     again = study_lib.create_or_check_study(loc, settings(), sampler, resume=True)
     assert again.study_name == "s1"
     with pytest.raises(UserError, match="other settings.*budget_flops"):
-        study_lib.create_or_check_study(loc, settings(budget_flops=4_700_000_000), sampler,
+        study_lib.create_or_check_study(loc, settings(budget=Budget(4_700_000_000)), sampler,
                                         resume=True)
     with pytest.raises(UserError, match="no study 'other'"):
         study_lib.create_or_check_study(location(tmp_path, "other"), settings(), sampler,
@@ -186,7 +187,7 @@ def test_leaderboard_never_ranks_stopped_above_completed(tmp_path):
     rejected = study.ask()
     rejected.set_user_attr("role", "rejected")
     study.tell(rejected, state=TrialState.PRUNED)
-    frame = leaderboard(study, SMALL.depths)
+    frame = leaderboard(study, SMALL.depths, OBJECTIVES["top1"])
     assert list(frame["status"]) == ["completed", "completed", "stopped", "failed"]
     assert list(frame["top1"][:2]) == [45.0, 40.0]
     assert frame.loc[0, "vs_paper"] == pytest.approx(5.0)
@@ -286,6 +287,8 @@ def test_a_stored_race_is_continued_only_with_its_own_design(tmp_path):
     settings (more leaders, fewer or more seeds, another margin) is refused in one
     paragraph that names the stored settings; the same settings replay it."""
     study = optuna.create_study(direction="minimize")
+    study.set_user_attr(StudyAttr.SETTINGS,
+                        settings(objective=OBJECTIVES["val_loss"]).to_dict())
     paper = add_trial(study, PAPER, role="baseline", baseline="paper", top1=40.0)
     for top1, heads in ((44.0, 5), (43.0, 6)):
         add_trial(study, [1] * 3 + [3] * 3 + [heads] * 9 + [6] * 3, top1=top1)
@@ -319,7 +322,7 @@ def test_leaders_take_top_candidates_within_budget_and_the_paper(tmp_path):
     add_trial(study, PAPER, role="baseline", baseline="paper", top1=40.0)
     for top1, heads in ((44.0, 5), (43.0, 6), (42.0, 4)):
         add_trial(study, [1] * 3 + [3] * 3 + [heads] * 9 + [6] * 3, top1=top1)
-    chosen = leaders(leaderboard(study, SMALL.depths), top_k=2)
+    chosen = leaders(leaderboard(study, SMALL.depths, OBJECTIVES["top1"]), top_k=2)
     assert list(chosen["top1"]) == [44.0, 43.0, 40.0]
 
 
@@ -332,7 +335,7 @@ def test_progress_estimates_time_left():
 
     stream = io.StringIO()
     progress = Progress(total_jobs=4, concurrency=2, depths=SMALL.depths, epochs=2,
-                        stream=stream)
+                        objective=OBJECTIVES["top1"], stream=stream)
     assert progress.time_left() is None
     progress("start", Job(0), {})
     progress("end", Job(0), {"status": "completed", "top1": 55.0, "epochs_reached": 2})

@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_race_arguments(race, reeval_top=RACE_DEFAULTS["reeval_top"])
     add_proxy_arguments(parser)
     # The layers of defaults above the built-in ones, highest first (``cli.parse_args``).
-    parser.set_defaults(default_layers=(config_options, resumed_options), stored_proxy=None,
+    parser.set_defaults(default_layers=(config_options, resumed_options),
+                        typed_layers=(resumed_options,), stored_proxy=None,
                         **DEFAULTS)
 
 

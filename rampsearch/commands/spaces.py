@@ -38,9 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     img_size = budget_resolution(args.budget_resolution)
     budget = search_spaces.parse_budget(args.budget, img_size) if args.budget is not None else None
-    base = args.base
-    if base is None:
-        base = search_spaces.choose_base(budget) if budget is not None else "iformer_small"
+    base = search_spaces.base_for(args.base, budget)
     spaces = [search_spaces.load_space(spec, base=base)
               for spec in (args.space or search_spaces.space_names())]
     rows = [describe(space, budget, img_size) for space in spaces]

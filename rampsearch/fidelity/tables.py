@@ -435,7 +435,7 @@ def fidelity_tables(study: optuna.Study, depths: Sequence[int], score: str = "to
     ``score``; the tau per epoch only for the score the study's learning curves hold."""
     runs = fidelity_runs(study)
     fidelity = study.user_attrs.get(StudyAttr.FIDELITY, {})
-    curves = study_lib.study_objective(study).key == score
+    curves = study_lib.study_settings(study).objective.key == score
     # Only a loss is extrapolated by a power law; top-1 curves are ranked per epoch only.
     targets = curve_targets(fidelity) if curves and score == "val_loss" else {}
     table = ramp_table(runs, fidelity.get("zero_cost", {}), depths, score, targets)

@@ -97,7 +97,7 @@ def leaderboard(study: optuna.Study, depths: Sequence[int], objective: Objective
     """Every trained ramp, ranked by ``objective`` (default: the study's); ``vs_paper`` is
     the difference of the objective to the paper's ramp (one seed each: the race gives the
     interval)."""
-    objective = objective or study_lib.study_objective(study)
+    objective = objective or study_lib.study_settings(study).objective
     frame = trial_rows(study, depths)
     if frame.empty:
         return frame

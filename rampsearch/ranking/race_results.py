@@ -336,7 +336,7 @@ def stored_race(study: optuna.Study, frame: pd.DataFrame) -> RaceResult | None:
     if (chosen["role"] == PAPER).sum() == 0 or len(chosen) < 2:
         return None
     return race_result(study, chosen, stored_rules(race), race["epochs"],
-                       study_lib.study_objective(study), race.get("min_effect"))
+                       study_lib.study_settings(study).objective, race.get("min_effect"))
 
 
 def race_rounds(study: optuna.Study, chosen: pd.DataFrame, rules: RaceRules, epochs: int,

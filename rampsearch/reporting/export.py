@@ -92,7 +92,7 @@ def choose_trial(study: optuna.Study, which: str) -> FrozenTrial:
     exportable = [t for t in trials if is_exportable(t)]
     listing = _listing(exportable)
     if which == "best":
-        objective = study_lib.study_objective(study)
+        objective = study_lib.study_settings(study).objective
         ranked = [t for t in exportable if t.user_attrs.get(Attr.ROLE) in RANKED_ROLES
                   and t.user_attrs.get(Attr.WITHIN_BUDGET, False)
                   and t.user_attrs.get(objective.key) is not None]

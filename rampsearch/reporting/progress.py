@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from ..attributes import Attr, Role, Status
 from ..ranking.leaderboard import compact_ramp
-from ..study.objective import OBJECTIVES, Objective
+from ..study.objective import Objective
 
 
 def format_duration(seconds: float) -> str:
@@ -31,7 +31,7 @@ class Progress:
     concurrency: int
     depths: Sequence[int]
     epochs: int
-    objective: Objective = OBJECTIVES["top1"]  # what "best so far" means
+    objective: Objective  # what "best so far" means: the study's objective
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     started: float = field(default_factory=time.monotonic)
     done: int = 0

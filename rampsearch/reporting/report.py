@@ -321,7 +321,7 @@ def search_figures(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[in
                    budget_flops: int, race: RaceResult | None
                    ) -> tuple[list[go.Figure], list[str]]:
     """The plots and summary lines of a search's trials."""
-    objective = study_lib.study_objective(study)
+    objective = study_lib.study_settings(study).objective
     figures = [score_vs_flops(frame, budget_flops / 1e9, objective),
                ramp_curves(frame, depths, objective), history(study, objective)]
     figures += [f for f in (learning_curves(study, objective), importances(study, objective),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..attributes import StudyAttr
 from ..errors import UserError
 from ..fidelity.tables import FIDELITY_SCORES, fidelity_tables
 from ..ranking.leaderboard import leaderboard
 from ..ranking.race_results import stored_race
-from ..study.storage import StudyLocation
+from ..study.storage import StudyLocation, study_settings
 from ..study.stored import study_at
 from .report import build_report
 
@@ -25,7 +24,7 @@ def write_report(location: StudyLocation, out: Path | None = None) -> Path:
     fidelity = {score: pair for score, pair in fidelity.items() if not pair[0].empty}
     if frame.empty and not fidelity:
         raise UserError(f"study {location.name!r} has no trained trial yet; nothing to report.")
-    budget_flops = study.user_attrs[StudyAttr.SETTINGS]["budget_flops"]
+    budget_flops = study_settings(study).budget.flops
     page, _ = build_report(study, frame, space.base.depths, budget_flops,
                            stored_race(study, frame),
                            fidelity=fidelity or None)

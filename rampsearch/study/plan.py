@@ -5,6 +5,7 @@ Everything a user can get wrong is checked here, before Ray starts or anything t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -18,8 +19,8 @@ from search_spaces import (
     Budget,
     BudgetCheck,
     SearchSpace,
+    base_for,
     check_budget,
-    choose_base,
     load_space,
     parse_budget,
     space_names,
@@ -28,8 +29,7 @@ from search_spaces import (
 from ..errors import UserError
 from ..training.proxy import ProxySettings
 from . import storage as study_lib
-from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
-from .samplers import objectives_for
+from .objective import DEFAULT_OBJECTIVE, Objective, get_objective
 
 
 @dataclass
@@ -52,12 +52,14 @@ class SearchPlan:
     @property
     def objective(self) -> Objective:
         """The score the sampler optimises and the leaderboard ranks by."""
-        return objective_of(self.settings.objectives)
+        return self.settings.objective
 
 
 def budget_resolution(value: Any) -> tuple[int, int]:
-    """--budget-resolution (N or HxW, from the command line, a --config file or a stored
-    study) as (height, width)."""
+    """--budget-resolution (N or HxW, from the command line or a --config file; a stored
+    study's is already a (height, width) pair) as (height, width)."""
+    if isinstance(value, tuple):
+        return value
     return iformer.parse_image_size(value, "--budget-resolution")
 
 
@@ -117,13 +119,18 @@ def check_results_folder(results: Path) -> None:
 
 
 def resolve_space(options: dict[str, Any]) -> tuple[Budget, SearchSpace, BudgetCheck]:
-    """The budget (a Budget already, or the text of --budget at --budget-resolution), the
+    """The budget (a Budget already, or the text of --budget, at --budget-resolution), the
     space and whether the budget binds in it."""
     budget = options["budget"]
-    if not isinstance(budget, Budget):
-        budget = parse_budget(str(budget), img_size=budget_resolution(options["budget_resolution"]))
+    img_size = budget_resolution(options["budget_resolution"])
+    if isinstance(budget, Budget):
+        # A stored study's budget: a --budget-resolution given on resume replaces its size
+        # (and is then refused as other settings, as a new --budget would be).
+        budget = dataclasses.replace(budget, img_size=img_size)
+    else:
+        budget = parse_budget(str(budget), img_size=img_size)
     family = options["space"] if options["space"] in space_names() else "monotone"
-    base = options["base"] or choose_base(budget, family=family)
+    base = base_for(options["base"], budget, family=family)
     space = load_space(options["space"], base=base)
     return budget, space, check_budget(space, budget)
 
@@ -145,6 +152,14 @@ def check_seed(value: Any) -> None:
                         f"range), e.g. 0.")
 
 
+def plan_objective(value: Objective | str | None) -> Objective:
+    """The objective option: a stored study's Objective, a flag's name, or none (the
+    default)."""
+    if isinstance(value, Objective):
+        return value
+    return get_objective(value or DEFAULT_OBJECTIVE)
+
+
 def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
     check_resources(options)
     check_seed(options["seed"])
@@ -158,12 +173,9 @@ def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
     study_lib.check_storage_url(location.storage_url)
     base = options["base"] or space.base_name
     settings = study_lib.StudySettings(
-        base=str(base), space=str(options["space"]), budget_flops=budget.flops,
-        budget_img_size=list(budget.img_size), data=str(options["data"]),
+        base=str(base), space=str(options["space"]), budget=budget, data=str(options["data"]),
         proxy=proxy.to_dict(), sampler=options["sampler"], seed=int(options["seed"]),
-        scheduler=options["scheduler"],
-        objectives=objectives_for(options["sampler"],
-                                  options.get("objective") or DEFAULT_OBJECTIVE))
+        scheduler=options["scheduler"], objective=plan_objective(options.get("objective")))
     cpus_per_trial = float(options["cpus_per_trial"])
     address = ray_address(options)
     if options["max_concurrent"]:

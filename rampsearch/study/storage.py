@@ -16,7 +16,7 @@ import re
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,12 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from search_spaces import Budget
+
 from ..attributes import INTERRUPTED, Attr, Role, Status, StudyAttr
 from ..errors import UserError
-from .objective import DEFAULT_OBJECTIVE, Objective, objective_of
+from .objective import DEFAULT_OBJECTIVE, Objective, get_objective, objective_of
+from .samplers import searches_flops
 
 LOCK_FILE = "driver.lock"      # results/<study>/driver.lock: held by the driver training it
 RUN_FILE = "run.json"          # results/<study>/run.json: where the study's storage is
@@ -38,23 +41,47 @@ RESUMABLE_KEYS = ("trials",)
 
 @dataclass
 class StudySettings:
-    """What a study measures. Two runs may share a study only if these agree."""
+    """What a study measures. Two runs may share a study only if these agree.
+
+    In memory the budget and the objective are typed; :meth:`to_dict` and :meth:`from_dict`
+    convert them at the storage boundary, where run.json and the study's user attributes keep
+    the keys they always had (``budget_flops``, ``budget_img_size``, ``objectives``)."""
 
     base: str
     space: str
-    budget_flops: int
-    budget_img_size: list[int]
+    budget: Budget
     data: str
     proxy: dict[str, Any]
     sampler: str
     seed: int
     scheduler: str
-    # The first is the score optimised and ranked by; studies made before it was a setting
-    # hold ["top1"].
-    objectives: list[str] = field(default_factory=lambda: [DEFAULT_OBJECTIVE])
+    # The score optimised and ranked by.
+    objective: Objective = field(default_factory=lambda: get_objective(DEFAULT_OBJECTIVE))
+
+    @property
+    def directions(self) -> list[str]:
+        """The study's Optuna directions: the objective's, then FLOPs' for a sampler that
+        trades the objective off against FLOPs."""
+        return [self.objective.direction] + (["minimize"] if searches_flops(self.sampler) else [])
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The stored list names every objective of the study; "gflops" is the second one.
+        objectives = [self.objective.key] + (["gflops"] if searches_flops(self.sampler) else [])
+        return {"base": self.base, "space": self.space, "budget_flops": self.budget.flops,
+                "budget_img_size": list(self.budget.img_size), "data": self.data,
+                "proxy": self.proxy, "sampler": self.sampler, "seed": self.seed,
+                "scheduler": self.scheduler, "objectives": objectives}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> StudySettings:
+        """The settings as :meth:`to_dict` stored them; a study made before the objective was
+        a setting holds no objectives and optimised top-1."""
+        height, width = stored["budget_img_size"]
+        return cls(base=stored["base"], space=stored["space"],
+                   budget=Budget(int(stored["budget_flops"]), (int(height), int(width))),
+                   data=stored["data"], proxy=dict(stored["proxy"]), sampler=stored["sampler"],
+                   seed=stored["seed"], scheduler=stored["scheduler"],
+                   objective=objective_of(stored.get("objectives")))
 
 
 @dataclass(frozen=True)
@@ -207,15 +234,15 @@ def create_or_check_study(location: StudyLocation, settings: StudySettings,
     storage = open_storage(location.storage_url)
     if check_start(storage, location, settings, resume):
         return optuna.load_study(study_name=location.name, storage=storage, sampler=sampler)
-    objective = objective_of(settings.objectives)
-    directions = [objective.direction] + ["minimize"] * (len(settings.objectives) - 1)
+    directions = settings.directions
     study = optuna.create_study(study_name=location.name, storage=storage, sampler=sampler,
                                 directions=directions)
     study.set_user_attr(StudyAttr.SETTINGS, settings.to_dict())
     with warnings.catch_warnings():  # experimental in Optuna, and exactly what the UI needs
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # The dashboard labels the objective with these names.
-        study.set_metric_names([objective.key] + (["GFLOPs"] if len(directions) > 1 else []))
+        study.set_metric_names([settings.objective.key]
+                               + (["GFLOPs"] if len(directions) > 1 else []))
     return study
 
 
@@ -267,10 +294,14 @@ def storage_file(url: str) -> Path | None:
     return None
 
 
-def study_objective(study: optuna.Study) -> Objective:
-    """The objective a study optimises (top-1 for a study made before it was a setting, or
-    one not made by rampsearch)."""
-    return objective_of(study.user_attrs.get(StudyAttr.SETTINGS, {}).get("objectives"))
+def study_settings(study: optuna.Study) -> StudySettings:
+    """The settings a study reopened from its storage was made with: the one way a later
+    command reads them (its objective, its budget)."""
+    stored = study.user_attrs.get(StudyAttr.SETTINGS)
+    if stored is None:
+        raise UserError(f"study {study.study_name!r} was not made by rampsearch (it stores no "
+                        f"settings); open a study written by `rampsearch run`.")
+    return StudySettings.from_dict(stored)
 
 
 def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:

@@ -8,23 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from . import storage as study_lib
-from .objective import objective_of
 
 
 def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:
-    """The options a study was started with, from its run.json."""
+    """The options a study was started with, from its run.json, typed as they are held in
+    memory (a Budget, an Objective): the flags given again replace them, and nothing is
+    turned back into text to be parsed again."""
     run_file = location.folder / study_lib.RUN_FILE
     payload = study_lib.read_run_file(run_file)
-    stored = payload["settings"]
+    settings = study_lib.StudySettings.from_dict(payload["settings"])
     return {
-        "base": stored["base"], "space": stored["space"], "data": stored["data"],
-        "sampler": stored["sampler"], "seed": stored["seed"], "scheduler": stored["scheduler"],
-        "budget": str(stored["budget_flops"]),
-        "budget_resolution": "x".join(str(side) for side in stored["budget_img_size"]),
-        "trials": stored.get("trials"), "study": location.name,
+        "base": settings.base, "space": settings.space, "data": settings.data,
+        "sampler": settings.sampler, "seed": settings.seed, "scheduler": settings.scheduler,
+        "budget": settings.budget, "budget_resolution": settings.budget.img_size,
+        "trials": payload["settings"].get("trials"), "study": location.name,
         "storage": study_lib.stored_storage_url(payload, run_file),
-        "results": str(location.results_dir), "proxy": stored["proxy"],
-        "objective": objective_of(stored.get("objectives")).key,
+        "results": str(location.results_dir), "proxy": settings.proxy,
+        "objective": settings.objective,
     }
 
 
