@@ -153,3 +153,17 @@ def test_interval_bars_reach_each_end_and_skip_unknown_intervals():
     assert bars["symmetric"] is False
     assert list(mean + bars["array"]) == [1.0, 0.0, 2.0]
     assert list(mean - bars["arrayminus"]) == [0.25, -1.5, 2.0]  # unknown: no bar
+
+
+def test_a_fidelity_study_with_only_the_reference_has_no_scatter_yet():
+    """The reference trains first: until a proxy has results there is nothing to plot
+    against it, and the report is written without that figure (no KeyError)."""
+    import pandas as pd
+
+    from rampsearch.reporting.report import fidelity_scatter
+
+    table = pd.DataFrame({"label": ["paper", "sampled_1"], "ramp": ["a", "b"],
+                          "reference_mean": [1.2, 1.1], "reference_std": [0.01, 0.02]})
+    assert fidelity_scatter(table, pd.DataFrame({"scorer": []}), "val_loss") is None
+    both = table.assign(proxy_mean=[1.5, 1.4], proxy_std=[0.02, 0.01])
+    assert fidelity_scatter(both, pd.DataFrame({"scorer": []}), "val_loss") is not None

@@ -174,9 +174,13 @@ def learning_curves(study: optuna.Study, objective: Objective, limit: int = 30
     return fig
 
 
-def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame, score: str) -> go.Figure:
+def fidelity_scatter(table: pd.DataFrame, summary: pd.DataFrame, score: str
+                     ) -> go.Figure | None:
     """The first proxy against the reference, seed means of ``score`` with their seed std as
-    error bars, one point per ramp; baselines labelled."""
+    error bars, one point per ramp; baselines labelled. None until both have results (the
+    reference trains first)."""
+    if not {"proxy_mean", "reference_mean"} <= set(table.columns):
+        return None
     title = OBJECTIVES[score].title
     baseline = ~table["label"].str.startswith("sampled_")
     fig = go.Figure()
@@ -297,10 +301,10 @@ def build_report(study: optuna.Study, frame: pd.DataFrame, depths: Sequence[int]
         sections.append(("Race against the paper's ramp", race_section(race)))
     if fidelity:
         for score, (table, summary) in fidelity.items():
-            figures.append(fidelity_scatter(table, summary, score))
-            versus = fidelity_versus_paper(table, score)
-            if versus is not None:
-                figures.append(versus)
+            for figure in (fidelity_scatter(table, summary, score),
+                           fidelity_versus_paper(table, score)):
+                if figure is not None:
+                    figures.append(figure)
         sections.append(("How far the proxy ranking can be trusted",
                          fidelity_section(fidelity)))
         lines.append(f"fidelity: {len(table)} ramps measured under the proxy and the reference "
