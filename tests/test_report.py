@@ -158,8 +158,6 @@ def test_interval_bars_reach_each_end_and_skip_unknown_intervals():
 def test_a_fidelity_study_with_only_the_reference_has_no_scatter_yet():
     """The reference trains first: until a proxy has results there is nothing to plot
     against it, and the report is written without that figure (no KeyError)."""
-    import pandas as pd
-
     from rampsearch.reporting.report import fidelity_scatter
 
     table = pd.DataFrame({"label": ["paper", "sampled_1"], "ramp": ["a", "b"],
