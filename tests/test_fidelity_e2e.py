@@ -85,7 +85,7 @@ def test_tables_are_written_and_printed(measured):
     for text in ("against reference", "proxy: 0 of 6 trainings already in the study, 6 to run",
                  "fidelity.csv", "by val_loss (lower is better)", "by top1 (higher is better)",
                  "paired difference to the paper's ramp at the same seeds",
-                 "paper's ablation order"):
+                 "paper's ablation order", "zero-cost  scoring 3 ramp(s) x 2 seed(s)"):
         assert text in out
     page = (results / "fid" / "report.html").read_text()
     assert "How far the proxy ranking can be trusted" in page and 'id="plot-0"' in page

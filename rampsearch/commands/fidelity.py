@@ -294,6 +294,8 @@ def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
                or scores[label].get("seeds") != args.seeds}
     if not missing:
         return
+    print(f"\nzero-cost  scoring {len(missing)} ramp(s) x {args.seeds} seed(s) on the proxy "
+          f"model (synflow, NASWOT, grad-norm; kept in the study)", flush=True)
     data = load_data_for(args.data, proxy)
     threads = max(1, int(args.cpus_per_trial))  # a trial's share: others may share the CPUs
     for label, ramp in missing.items():
