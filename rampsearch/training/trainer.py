@@ -445,8 +445,8 @@ def wrap_for_processes(model: nn.Module, processes: Processes) -> nn.Module:
         model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def plan_for(model: nn.Module, state: RunState, recipe: TrainRecipe, loaders: tuple[Any, Any],
-             processes: Processes) -> engine.TrainingPlan:
+def recipe_training_plan(model: nn.Module, state: RunState, recipe: TrainRecipe,
+                         loaders: tuple[Any, Any], processes: Processes) -> engine.TrainingPlan:
     """The engine's view of the run: batches on the device, seeded per epoch, mixed; the
     epochs still to run, the EMA to evaluate and the sum over processes."""
     device = processes.device
@@ -520,7 +520,7 @@ def _train(recipe: TrainRecipe, config: IFormerConfig, data: Path, output: Path,
     if resume:
         state.restore(output, recipe)
         log(f"resuming {output / LAST} after epoch {state.epoch} of {state.total_epochs}")
-    plan = plan_for(wrap_for_processes(model, processes), state, recipe, loaders, processes)
+    plan = recipe_training_plan(wrap_for_processes(model, processes), state, recipe, loaders, processes)
     log(f"training {recipe.model} ({iformer.count_params(config) / 1e6:.2f} M params, "
         f"{iformer.count_flops(config, config.input_size) / 1e9:.3g} GFLOPs) on {len(train_set)} "
         f"images, {len(val_set)} for validation; {processes.world_size} process(es) x "
