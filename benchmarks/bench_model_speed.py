@@ -39,10 +39,15 @@ class Setting:
     rounds: int
 
 
+def proxy_config(small: iformer.IFormerConfig) -> iformer.IFormerConfig:
+    """The default proxy's model: x0.25 width, 64 px, 10 classes."""
+    return iformer.IFormerConfig(**{**small.scaled(0.25).to_dict(), "img_size": 64,
+                                    "num_classes": 10})
+
+
 def settings() -> list[Setting]:
     small = iformer.preset("small")
-    proxy = iformer.IFormerConfig(**{**small.scaled(0.25).to_dict(), "img_size": 64,
-                                     "num_classes": 10})
+    proxy = proxy_config(small)
     return [
         Setting("proxy: small x0.25, 64 px", proxy, batch=64, steps_per_round=4, rounds=8),
         Setting("iformer_small, 224 px", small, batch=8, steps_per_round=2, rounds=5),
@@ -57,11 +62,11 @@ def matmul_gflops(clock: Callable[[], float], repeats: int = 1) -> float:
     multiply-add). Measured between the rounds too, so a busy moment does not lower it."""
     a, b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
     torch.mm(a, b)
-    best = min(_seconds(lambda: torch.mm(a, b), clock) for _ in range(repeats))
+    best = min(seconds_of(lambda: torch.mm(a, b), clock) for _ in range(repeats))
     return 2 * MATMUL_SIZE ** 3 / best / 1e9
 
 
-def _seconds(fn: Callable[[], object], clock: Callable[[], float]) -> float:
+def seconds_of(fn: Callable[[], object], clock: Callable[[], float]) -> float:
     start = clock()
     fn()
     return clock() - start
@@ -108,7 +113,7 @@ def run_setting(setting: Setting, clock: Callable[[], float]) -> dict[str, objec
     for _ in range(setting.rounds):
         peak = max(peak, matmul_gflops(clock))
         for name, step in steps.items():
-            seconds = _seconds(lambda s=step: [s() for _ in range(setting.steps_per_round)],
+            seconds = seconds_of(lambda s=step: [s() for _ in range(setting.steps_per_round)],
                                clock)
             rounds[name].append(setting.steps_per_round * setting.batch / seconds)
     flops_per_image = 2 * 3 * iformer.count_flops(config)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import iformer
+from benchmarks.bench_model_speed import proxy_config, seconds_of
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,7 @@ class Setting:
 
 def settings() -> list[Setting]:
     small = iformer.preset("small")
-    proxy = iformer.IFormerConfig(**{**small.scaled(0.25).to_dict(), "img_size": 64,
-                                     "num_classes": 10})
+    proxy = proxy_config(small)
     heads = [n for n, depth in zip(small.num_heads, small.depths) for _ in range(depth)]
     # Pure conv and pure attention blocks in turn: both branch-less ends of every stage.
     ends = [n if block % 2 else 0 for block, n in enumerate(heads)]
@@ -48,12 +48,6 @@ def settings() -> list[Setting]:
         Setting("proxy 64 px, 0/n in turn", proxy, ends, batch=64, rounds=8),
         Setting("small 224 px, paper ramp", small, small.attention_heads, batch=4, rounds=3),
     ]
-
-
-def _seconds(fn: Callable[[], object], clock: Callable[[], float]) -> float:
-    start = clock()
-    fn()
-    return clock() - start
 
 
 def forward_backward(model: nn.Module, images: torch.Tensor,
@@ -94,7 +88,7 @@ def run_setting(setting: Setting, clock: Callable[[], float]) -> dict[str, objec
             step(), step()
         for _ in range(setting.rounds):
             for name, step in steps.items():
-                times.setdefault((mode, name), []).append(_seconds(step, clock))
+                times.setdefault((mode, name), []).append(seconds_of(step, clock))
     params = {name: sum(p.numel() for p in model.parameters()) for name, model in models.items()}
     return dict(setting=setting, error=error, params=params, times=times)
 

@@ -41,6 +41,7 @@ from ..training.proxy import (
     fit_data,
     proxy_model_config,
     proxy_plan,
+    proxy_schedule,
     seeded,
 )
 from .optimizer import SlotMaskCache, SlotMaskedAdamW
@@ -130,15 +131,6 @@ def slot_masked_adamw(supernet: IFormerSupernet, proxy: ProxySettings,
                            betas=reference.defaults["betas"], eps=reference.defaults["eps"])
 
 
-def cosine_schedule(optimizer: torch.optim.Optimizer, schedule: ProxySettings) -> CosineLRScheduler:
-    """The proxy's warmup and cosine decay per step (as ``proxy_plan`` builds it)."""
-    steps = schedule.steps_per_epoch
-    return CosineLRScheduler(
-        optimizer, t_initial=schedule.epochs * steps, lr_min=schedule.lr * 0.01,
-        warmup_t=round(schedule.warmup_epochs * steps), warmup_lr_init=schedule.lr * 0.01,
-        t_in_epochs=False)
-
-
 def train_supernet(base: IFormerConfig, space: SearchSpace, budget: Budget | None,
                    data: ProxyData, proxy: ProxySettings, settings: SupernetSettings,
                    checkpoint: Path | None = None,
@@ -169,7 +161,7 @@ def train_supernet(base: IFormerConfig, space: SearchSpace, budget: Budget | Non
         model = RampSampledSupernet(supernet, sampler, base.attention_heads, teacher)
         masks = SlotMaskCache(supernet)
         optimizer = slot_masked_adamw(supernet, proxy, lambda: masks.used_by(model.step_ramps))
-        scheduler = cosine_schedule(optimizer, schedule)
+        scheduler = proxy_schedule(optimizer, schedule)
         start_epoch = 0
         if checkpoint is not None and checkpoint.exists():
             start_epoch = load_checkpoint(checkpoint, identity, supernet, optimizer, scheduler,

@@ -185,10 +185,7 @@ def proxy_plan(model_config: IFormerConfig, data: ProxyData, settings: ProxySett
     optimizer = create_optimizer_v2(model, opt="adamw", lr=settings.lr,
                                     weight_decay=settings.weight_decay)
     steps = settings.steps_per_epoch
-    scheduler = CosineLRScheduler(
-        optimizer, t_initial=settings.epochs * steps, lr_min=settings.lr * 0.01,
-        warmup_t=round(settings.warmup_epochs * steps), warmup_lr_init=settings.lr * 0.01,
-        t_in_epochs=False)
+    scheduler = proxy_schedule(optimizer, settings)
     train = DeviceImages(data.train_images, data.train_labels, device)
     val = DeviceImages(data.val_images, data.val_labels, device)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
@@ -212,6 +209,16 @@ def proxy_plan(model_config: IFormerConfig, data: ProxyData, settings: ProxySett
         train_loss=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
         train_batches=train_batches, val_batches=val_batches, epochs=settings.epochs,
         device=device, autocast_dtype=torch.bfloat16 if device.type == "cuda" else None)
+
+
+def proxy_schedule(optimizer: torch.optim.Optimizer, settings: ProxySettings
+                   ) -> CosineLRScheduler:
+    """Warmup from 1% of the peak, then cosine decay to 1% of it, stepped per update."""
+    steps = settings.steps_per_epoch
+    return CosineLRScheduler(
+        optimizer, t_initial=settings.epochs * steps, lr_min=settings.lr * 0.01,
+        warmup_t=round(settings.warmup_epochs * steps), warmup_lr_init=settings.lr * 0.01,
+        t_in_epochs=False)
 
 
 class DeviceImages:
