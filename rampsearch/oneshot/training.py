@@ -1,6 +1,6 @@
 """Training the weight-sharing supernet on the proxy data, through the one engine.
 
-The supernet sees exactly a stand-alone proxy trial's batches (``proxy_plan``'s: the same
+The supernet sees exactly a stand-alone proxy trial's batches (``proxy_batches``: the same
 images, order, augmentation and seed), its optimizer and schedule (AdamW with the same
 weight-decay groups, warmup and cosine decay), only for ``SupernetSettings.epochs``. What
 differs is the model the engine trains, :class:`RampSampledSupernet`: each training forward
@@ -34,13 +34,13 @@ from search_spaces import Budget, SearchSpace
 
 from ..data import ProxyData
 from ..errors import UserError
-from ..training.engine import EpochMetrics, TrainResult, run_training
+from ..training.engine import EpochMetrics, TrainingPlan, TrainResult, run_training
 from ..training.proxy import (
     ProxySettings,
     cpu_threads,
     fit_data,
+    proxy_batches,
     proxy_model_config,
-    proxy_plan,
     proxy_schedule,
     seeded,
 )
@@ -152,7 +152,7 @@ def train_supernet(base: IFormerConfig, space: SearchSpace, budget: Budget | Non
     identity = checkpoint_identity(space, budget, proxy, settings)
     cpu_started = time.process_time()
     with cpu_threads(num_threads), seeded(proxy.seed, target):
-        plan = proxy_plan(model_config, data, schedule, target)  # a stand-alone trial's batches
+        train_batches, val_batches = proxy_batches(data, schedule, target)  # a trial's own
         supernet = IFormerSupernet(model_config).to(device=target,
                                                     memory_format=torch.channels_last)
         sampler = RampSampler(space, budget, settings.strategy, proxy.seed,
@@ -167,11 +167,13 @@ def train_supernet(base: IFormerConfig, space: SearchSpace, budget: Budget | Non
             start_epoch = load_checkpoint(checkpoint, identity, supernet, optimizer, scheduler,
                                           sampler, target)
             for epoch in range(start_epoch):  # the batch generator continues where it was
-                for _ in plan.train_batches(epoch):
+                for _ in train_batches(epoch):
                     pass
-        plan = dataclasses.replace(
-            plan, model=model, optimizer=optimizer, scheduler=scheduler,
+        plan = TrainingPlan(
+            model=model, optimizer=optimizer, scheduler=scheduler,
             train_loss=SubnetsLoss(proxy.label_smoothing, settings.distillation),
+            train_batches=train_batches, val_batches=val_batches, epochs=schedule.epochs,
+            device=target, autocast_dtype=torch.bfloat16 if target.type == "cuda" else None,
             start_epoch=start_epoch, start_updates=start_epoch * schedule.steps_per_epoch)
 
         def after_epoch(metrics: EpochMetrics) -> bool | None:

@@ -184,8 +184,20 @@ def proxy_plan(model_config: IFormerConfig, data: ProxyData, settings: ProxySett
                                                   memory_format=torch.channels_last)
     optimizer = create_optimizer_v2(model, opt="adamw", lr=settings.lr,
                                     weight_decay=settings.weight_decay)
+    train_batches, val_batches = proxy_batches(data, settings, device)
+    return TrainingPlan(
+        model=model, optimizer=optimizer, scheduler=proxy_schedule(optimizer, settings),
+        train_loss=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
+        train_batches=train_batches, val_batches=val_batches, epochs=settings.epochs,
+        device=device, autocast_dtype=torch.bfloat16 if device.type == "cuda" else None)
+
+
+def proxy_batches(data: ProxyData, settings: ProxySettings, device: torch.device
+                  ) -> tuple[Callable[[int], Iterator[Batch]], Callable[[], Iterator[Batch]]]:
+    """(train batches of an epoch, validation batches) of a proxy trial on the device: the
+    seed fixes the order and the augmentation, so every model trained with the same settings
+    sees the same batches."""
     steps = settings.steps_per_epoch
-    scheduler = proxy_schedule(optimizer, settings)
     train = DeviceImages(data.train_images, data.train_labels, device)
     val = DeviceImages(data.val_images, data.val_labels, device)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
@@ -204,11 +216,7 @@ def proxy_plan(model_config: IFormerConfig, data: ProxyData, settings: ProxySett
             images = val.images[start:start + size]
             yield normalize(images, val.mean, val.inv_std), val.labels[start:start + size]
 
-    return TrainingPlan(
-        model=model, optimizer=optimizer, scheduler=scheduler,
-        train_loss=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
-        train_batches=train_batches, val_batches=val_batches, epochs=settings.epochs,
-        device=device, autocast_dtype=torch.bfloat16 if device.type == "cuda" else None)
+    return train_batches, val_batches
 
 
 def proxy_schedule(optimizer: torch.optim.Optimizer, settings: ProxySettings
