@@ -74,6 +74,10 @@ class Attr(str, Enum):
     # Where its score comes from: "supernet" (its subnet's, weights inherited from a trained
     # supernet, rampsearch.oneshot); absent: its own stand-alone training.
     SCORE_SOURCE = "score_source"
+    SCORE_IMAGES = "score_images"    # validation images a supernet score was measured on
+    DUPLICATE_OF = "duplicate_of"    # the trial that scored the same ramp first (its score)
+    # A fidelity run scored by a supernet: the CPU-seconds its supernet's training took.
+    SUPERNET_TRAIN_CPU_S = "supernet_train_cpu_s"
 
     __str__ = str.__str__
 

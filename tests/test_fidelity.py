@@ -348,7 +348,7 @@ def test_settings_from_yaml_file(tmp_path):
 
 @pytest.mark.parametrize("text, words", [
     ("epoch=12", ["--reference", "unknown proxy setting(s) epoch", "epochs"]),
-    ("epochs=many", ["--reference", "not a number"]),
+    ("epochs=many", ["--reference", "epochs is 'many'", "an integer"]),
     ("epochs=1.5", ["--reference", "epochs must be an integer"]),
     ("width=0", ["--reference", "width"]),
     ("epochs", ["--reference", "neither 'default', key=value pairs"]),

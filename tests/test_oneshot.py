@@ -23,12 +23,12 @@ from rampsearch.oneshot import (
     SUPERNET,
     RampSampler,
     SupernetSettings,
-    record_scores,
     score_ramps,
     train_supernet,
     validation_batches,
 )
 from rampsearch.oneshot.optimizer import SlotMaskCache, SlotMaskedAdamW
+from rampsearch.oneshot.search import SamplingCopy, score_jobs, tell_score
 from rampsearch.oneshot.sampling import uniform_ramp
 from rampsearch.oneshot.training import SubnetsLoss
 from rampsearch.study import trials as bookkeeping
@@ -199,6 +199,8 @@ def test_resumed_supernet_training_ends_with_the_uninterrupted_weights(data, tmp
                              checkpoint=checkpoint, on_epoch=lambda m: epochs_seen.append(m.epoch),
                              num_threads=1)
     assert resumed.resumed_from_epoch == 1 and epochs_seen == [1, 2]
+    # The training's CPU time counts the epoch before the interruption too.
+    assert resumed.total_cpu_s > resumed.cpu_s > 0
     assert resumed.result.status == "completed"
     expected = whole.supernet.state_dict()
     different = [k for k, v in resumed.supernet.state_dict().items()
@@ -251,32 +253,134 @@ def test_a_trained_supernet_scores_ramps_into_a_study_that_rank_and_export_read(
     hook.remove()
     assert forwards == [] and again == scores[:10]
 
-    study = create_or_check_study(plan.location, plan.settings, optuna.samplers.TPESampler(),
-                                  resume=False)
-    numbers = record_scores(study, plan, scores, settings, epochs_trained=2)
-    assert numbers == list(range(50))
+    # Scores told through the one-shot search's bookkeeping, proposed from the in-memory copy.
+    plan = dataclasses.replace(plan, trials=50)
+    study = create_or_check_study(plan.location, plan.settings,
+                                  optuna.samplers.RandomSampler(seed=3), resume=False)
+    sampling = SamplingCopy(study)
+    seen: set = set()
+    told = []
+    for job in score_jobs(sampling.memory, plan, seen):
+        if job.role == "candidate":
+            seen.add(job.ramp)
+        told.append((job, score_ramps(run.supernet, [job.ramp], batches, cache)[0]))
+        tell_score(sampling.memory, job, told[-1][1], "val_loss", epochs=2)
+    assert study.get_trials() == [] and sampling.flush() == len(told)
     trials = study.get_trials()
+    candidates = [t for t in trials if t.user_attrs["role"] == "candidate"]
+    assert len({tuple(t.user_attrs["ramp"]) for t in candidates}) == 50
+    assert {t.user_attrs["baseline"] for t in trials if t.user_attrs["role"] == "baseline"} == {
+        "paper", "equal_split", "reverse_ramp", "all_attention_but_one", "one_attention_head"}
     assert {t.user_attrs["score_source"] for t in trials} == {SUPERNET}
-    assert all(plan.space.decode(t.params) == t.user_attrs["ramp"] for t in trials)
+    assert [t.number for t in trials] == [job.trial.number for job, _ in told]
+    assert all(plan.space.decode(t.params) == t.user_attrs["ramp"] for t in candidates)
+    assert all(t.values == [s.val_loss] for t, (_, s) in zip(trials, told))
     # The attributes a stand-alone candidate gets from `rampsearch run`'s bookkeeping.
     standalone_study = optuna.create_study()
     trial, _ = bookkeeping.ask_feasible(standalone_study, plan)
     bookkeeping.tell_outcome(standalone_study, trial, {"final": True, "status": "completed",
                                                        "epoch": 1, "top1": 50.0, "top5": 90.0,
                                                        "val_loss": 1.0}, False, "val_loss")
-    optional = {"repaired"}  # only where the budget narrowed the sampler's proposal
-    expected_keys = set(standalone_study.trials[0].user_attrs) - optional | {"score_source"}
-    assert set(trials[0].user_attrs) == expected_keys
-    assert trials[0].system_attrs.keys() == standalone_study.trials[0].system_attrs.keys()
+    optional = {"repaired", "duplicate_of"}  # where the budget narrowed, or a ramp came again
+    expected = set(standalone_study.trials[0].user_attrs) | {"score_source", "score_images"}
+    assert set(candidates[0].user_attrs) - optional == expected - optional
+    assert candidates[0].system_attrs.keys() == standalone_study.trials[0].system_attrs.keys()
+    scores = [s for _, s in told]
+    numbers = [t.number for t in trials]
 
     args = ("--results", str(tmp_path), "--study", "oneshot")
     ranked = rampsearch("rank", *args, "--top", "5", timeout=300)
     assert ranked.returncode == 0, ranked.stderr
     with (tmp_path / "oneshot" / "leaderboard.csv").open() as file:
         rows = list(csv.DictReader(file))
-    best = min(scores, key=lambda s: s.val_loss)
-    assert len(rows) == 50 and float(rows[0]["val_loss"]) == pytest.approx(best.val_loss)
+    best = min((s for (job, s) in told if job.role == "candidate"), key=lambda s: s.val_loss)
+    assert len(rows) == 55 and float(rows[0]["val_loss"]) <= best.val_loss
     exported = rampsearch("export", *args, timeout=300)
     assert exported.returncode == 0, exported.stderr
     best_trial = numbers[scores.index(best)]
     assert f"exported trial {best_trial} (candidate" in exported.stdout
+
+
+# ------------------------------------------------------------------- one-shot bookkeeping
+def fixed_score(ramp, value: float):
+    from rampsearch.oneshot.scoring import RampScore
+
+    return RampScore(tuple(ramp), value, 50.0, 90.0, 0.5, 64)
+
+
+def test_the_sampling_copy_writes_told_trials_in_order_under_the_stored_numbers(tmp_path):
+    plan = dataclasses.replace(study_plan(tmp_path, "copy", "monotone"), trials=6)
+    study = create_or_check_study(plan.location, plan.settings,
+                                  optuna.samplers.RandomSampler(seed=1), resume=False)
+    # An earlier run left a finished trial and one that never ended (its driver was killed).
+    earlier = study.ask()
+    study.tell(earlier, state=optuna.trial.TrialState.FAIL)
+    study.ask()
+    sampling = SamplingCopy(study)
+    seen: set = set()
+    jobs = score_jobs(sampling.memory, plan, seen)
+    first = [next(jobs) for _ in range(7)]  # 5 baselines, 2 candidates
+    second = first[6]
+    tell_score(sampling.memory, first[6], fixed_score(first[6].ramp, 1.0), "val_loss", 2)
+    assert sampling.flush() == 0  # the trials before it are still being scored
+    for job in first[:6]:
+        tell_score(sampling.memory, job, fixed_score(job.ramp, 2.0), "val_loss", 2)
+    assert sampling.flush() == 7
+    again = next(jobs)
+    tell_score(sampling.memory, again, fixed_score(second.ramp, 1.0), "val_loss", 2,
+               duplicate_of=second.trial.number)
+    assert sampling.flush() == 1
+    stored = study.get_trials()
+    assert [t.state.name for t in stored[:2]] == ["FAIL", "RUNNING"]
+    assert [t.number for t in stored] == list(range(10))
+    assert [t.user_attrs["ramp"] for t in stored[2:9]] == [list(j.ramp) for j in first]
+    # The copy numbered the scoring trials from 1 (it holds only finished trials); the stored
+    # study from 2: a duplicate names the stored trial of the first score.
+    assert second.trial.number == 7 and stored[8].user_attrs["ramp"] == list(second.ramp)
+    assert stored[9].user_attrs["duplicate_of"] == 8
+
+
+def test_scoring_ends_when_the_sampler_only_repeats_itself(tmp_path, monkeypatch):
+    from rampsearch.oneshot import search
+
+    plan = dataclasses.replace(study_plan(tmp_path, "repeat", "monotone"), trials=100)
+    ramp = uniform_ramp(plan.space, BUDGET, random.Random(0))
+    # Every parameter fixed: the sampler proposes one ramp, always.
+    fixed = optuna.samplers.PartialFixedSampler(plan.space.encode(ramp),
+                                                optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(sampler=fixed)
+    monkeypatch.setattr(search, "MAX_REPEATS", 4)
+    seen: set = set()
+    candidates = []
+    for job in score_jobs(study, plan, seen):
+        if job.role == "candidate":
+            seen.add(job.ramp)
+            candidates.append(job.ramp)
+        tell_score(study, job, fixed_score(job.ramp, 1.0), "val_loss", 1)
+    assert candidates == [tuple(ramp)] * 5 and len(seen) == 1
+
+
+def test_study_settings_keep_the_supernet_and_a_stand_alone_study_reads_as_before():
+    space = load_space("monotone")
+    plain = StudySettings(base=space.base_name, space="monotone", budget=BUDGET,
+                          data="synthetic", proxy=TINY.to_dict(), sampler="tpe", seed=0,
+                          scheduler="none")
+    assert "supernet" not in plain.to_dict() and plain.strategy == "standalone"
+    assert StudySettings.from_dict(plain.to_dict()).to_dict() == plain.to_dict()
+    oneshot = dataclasses.replace(plain, supernet=SupernetSettings(epochs=3).to_dict())
+    assert oneshot.strategy == "oneshot"
+    assert StudySettings.from_dict(oneshot.to_dict()).supernet == oneshot.supernet
+
+
+def test_a_ramp_scored_twice_is_raced_once():
+    import pandas as pd
+
+    from rampsearch.ranking.race_results import leaders
+
+    from rampsearch.attributes import PAPER
+
+    frame = pd.DataFrame({
+        "trial": [4, 7, 5, 0], "role": ["candidate", "candidate", "candidate", PAPER],
+        "status": ["completed"] * 4, "within_budget": [True] * 4,
+        "ramp": [[1, 2], [1, 2], [2, 2], [3, 3]]})
+    assert list(leaders(frame, 2)["trial"]) == [4, 5, 0]

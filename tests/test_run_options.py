@@ -133,6 +133,13 @@ def test_bad_config_file(tmp_path, text, message):
     (["--budget", "4.8G", "--resolution", "32"], "resolution"),
     (["--budget", "4.8G", "--study", "../up"], "not usable as a folder name"),
     (["--budget", "4.8G", "--resume"], "no study under"),
+    (["--budget", "4.8G", "--supernet", "epochs=2"], "add --strategy oneshot"),
+    (["--budget", "4.8G", "--strategy", "oneshot", "--supernet", "strategy=greedy"],
+     "--supernet 'strategy=greedy': supernet setting strategy is 'greedy'"),
+    (["--budget", "4.8G", "--strategy", "oneshot", "--supernet", "epochs=0"],
+     "supernet setting epochs is 0; use at least 1"),
+    (["--budget", "4.8G", "--strategy", "oneshot", "--supernet", "depth=3"],
+     "unknown supernet setting(s) depth"),
 ])
 def test_bad_input_is_one_clear_error_before_training(tmp_path, capsys, argv, message):
     data = [] if "--data" in argv else ["--data", "synthetic"]

@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--proxy", action="append", metavar="SETTINGS",
         help="a setting under test; repeat it to compare several on the same ramps (named "
              "proxy, proxy2, ... in the tables; default: one, 'default')")
+    add("--supernet", action="append", metavar="SETTINGS",
+        help="a one-shot supernet under test (supernet settings as key=value pairs, e.g. "
+             "strategy=fair,epochs=4, or 'default'); repeat it to compare sampling strategies "
+             "and tricks (named supernet, supernet2, ...). Each trains --seeds times on the "
+             "first --proxy's data and batches, then scores every ramp by its subnet")
     add("--reference", metavar="SETTINGS",
         help="the trusted setting; pairs change the first --proxy setting (default on "
              "imagenette: train_samples=9469,epochs=4,val_samples=3925,resolution=96, the "
@@ -233,10 +238,19 @@ def run(args: argparse.Namespace) -> int:
     for name, settings in proxies.items():
         print(f"{name:<10} {describe_settings(settings)}")
     print(f"reference  {describe_settings(reference)}, {reference_seeds} seeds")
+    supernets = supernet_settings(args)
+    for name, settings in supernets.items():
+        print(f"{name:<10} {settings.strategy} sampling, {settings.epochs} epochs"
+              + (", in-place distillation" if settings.distillation else "")
+              + f", scored on {settings.score_samples or 'all'} validation images")
     with contextlib.ExitStack() as ray_up:  # one Ray session for every setting that trains
         # The reference first: it is the dearest part, and no proxy under test changes it.
+        # Then the supernets: one training per seed measures every ramp.
         for name, settings in (("reference", reference), *proxies.items()):
             seeds = reference_seeds if name == "reference" else args.seeds
+            if name == "proxy" and args.train and train_supernets(
+                    study, plan, args, ramps, supernets, ray_up) == 130:
+                return 130
             if args.train and train_setting(study, plan, args, ramps, (name, settings, seeds),
                                             ray_up) == 130:
                 return 130
@@ -276,6 +290,52 @@ def train_setting(study: Any, plan: Any, args: argparse.Namespace, ramps: dict[s
     if outcome.interrupted:
         print("interrupted: finished trainings are kept; run the same command again to "
               "complete the measurement.")
+        return 130
+    return 0
+
+
+def supernet_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """{name: SupernetSettings} of the --supernet flags, in order: supernet, supernet2, ..."""
+    from ..fidelity.settings import parse_settings
+    from ..fidelity.supernet import supernet_name
+    from ..oneshot import SupernetSettings
+
+    return {supernet_name(i): parse_settings(text, flag="--supernet", kind=SupernetSettings)
+            for i, text in enumerate(args.supernet or [])}
+
+
+def train_supernets(study: Any, plan: Any, args: argparse.Namespace,
+                    ramps: dict[str, list[int]], supernets: dict[str, Any],
+                    ray_up: contextlib.ExitStack) -> int:
+    """Train each --supernet setting's supernet per seed (continuing from its checkpoint)
+    and record its subnets' scores of every ramp not yet scored."""
+    from ..fidelity.supernet import record_supernet_runs, supernet_jobs
+
+    jobs = supernet_jobs(study, ramps, supernets, args.seeds, plan.proxy, plan.space,
+                         plan.budget if args.budget is not None else None,
+                         plan.location.folder)
+    if not supernets:
+        return 0
+    print(f"\nsupernets: {len(supernets) * args.seeds - len(jobs)} of "
+          f"{len(supernets) * args.seeds} (setting, seed) supernets already scored every "
+          f"ramp, {len(jobs)} to train or finish", flush=True)
+    if not jobs:
+        return 0
+    from ..cluster.connection import ray_session
+    from ..cluster.oneshot import fidelity_supernets
+    from ..training.proxy import load_data_for
+
+    ray_up.enter_context(ray_session(plan))
+    data = load_data_for(args.data, plan.proxy)
+    budget = plan.budget if args.budget is not None else None
+
+    def record(job: Any, scores: Any, train_cpu_s: float) -> None:
+        record_supernet_runs(study, plan.space, budget, job, scores, train_cpu_s,
+                             plan.objective.key)
+
+    if fidelity_supernets(jobs, plan, data, record):
+        print("interrupted: finished supernets are kept (and a supernet's last epoch); run "
+              "the same command again to complete the measurement.")
         return 130
     return 0
 

@@ -36,11 +36,15 @@ from ..training.proxy import ProxySettings, default_settings, load_data_for
 # The built-in defaults, and the options a --config file may set (besides the proxy flags).
 DEFAULTS: dict[str, Any] = {
     "budget": None, "budget_resolution": "224", "base": None, "space": "monotone",
-    "data": "auto", "trials": 7, "sampler": "tpe", "study": None, "storage": None,
+    "data": "auto", "trials": None, "strategy": "standalone", "supernet": "default",
+    "sampler": "tpe", "study": None, "storage": None,
     "results": "results", "scheduler": "none", "seed": 0, "objective": DEFAULT_OBJECTIVE,
     **RAY_DEFAULTS, **RACE_DEFAULTS,
 }
 
+# Candidates a search scores when --trials is not given: stand-alone trainings are dear.
+TRIALS = {"standalone": 7, "oneshot": 1000}
+STRATEGIES = tuple(TRIALS)
 
 HELP = "search ramps under a FLOPs budget"
 # argparse folds the lines of a description into paragraphs of its own width.
@@ -66,7 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--data", help="imagenette (made once by `rampsearch data get imagenette`), "
                        "fashion-mnist, synthetic, or a folder made by `rampsearch data "
                        "prepare`; auto: imagenette where it is prepared, else fashion-mnist")
-    add("--trials", type=int, help="feasible candidate ramps to train, besides the baselines")
+    add("--trials", type=int, help="feasible candidate ramps to score, besides the baselines "
+                                   "(default: 7 stand-alone, 1000 one-shot)")
+    add("--strategy", choices=STRATEGIES,
+        help="standalone: every candidate trains on its own under the proxy; oneshot: one "
+             "weight-sharing supernet trains once (checkpoint beside the study) and each "
+             "candidate is scored by its subnet with inherited weights, in well under a "
+             "second; the race after either trains stand-alone (docs/oneshot.md says how far "
+             "supernet scores were measured to agree with stand-alone training)")
+    add("--supernet", metavar="SETTINGS",
+        help="with --strategy oneshot: key=value pairs over the supernet's defaults, e.g. "
+             "epochs=4,strategy=fair,score_samples=500 (strategy uniform, fair or sandwich; "
+             "distillation true/false; score_samples: validation images a score uses, 0 for "
+             "all), or a YAML file")
     add("--objective", choices=tuple(OBJECTIVES),
         help="score the sampler optimises and the leaderboard and race rank by; both are "
              "always recorded (val_loss: the final validation cross-entropy, measured to "
@@ -93,6 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The layers of defaults above the built-in ones, highest first (``cli.parse_args``).
     parser.set_defaults(default_layers=(config_options, resumed_options),
                         typed_layers=(resumed_options,), stored_proxy=None,
+                        stored_supernet=None,
                         **DEFAULTS)
 
 
@@ -125,7 +142,9 @@ def resumed_options(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     stored = stored_options(study_lib.find_study(Path(args.results), args.study))
     proxy = stored.pop("proxy")
-    return {**stored, "stored_proxy": proxy}
+    supernet = stored.pop("supernet")
+    return {**stored, "stored_proxy": proxy, "stored_supernet": supernet,
+            "strategy": "standalone" if supernet is None else "oneshot"}
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -133,6 +152,11 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.budget is None:
         raise UserError("--budget is required, e.g. `rampsearch run --budget 4.8GFLOPs` "
                         "(one multiply-add counts as one FLOP).")
+    if args.strategy not in STRATEGIES:
+        raise UserError(f"--strategy {args.strategy!r} is not known; use one of "
+                        f"{', '.join(STRATEGIES)}.")
+    if args.trials is None:
+        args.trials = TRIALS[args.strategy]
     if isinstance(args.trials, bool) or not isinstance(args.trials, int) or args.trials < 1:
         raise UserError(f"--trials {args.trials}: give at least 1 candidate to train.")
     check_race_arguments(args)
@@ -146,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     args.data, data_note = choose_source(str(args.data))
     proxy = search_proxy(args)
-    plan = build_plan(vars(args), proxy)
+    plan = build_plan({**vars(args), "supernet": supernet_settings(args)}, proxy)
     sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
     from ..cluster.connection import ray_session  # imports Ray
@@ -163,7 +187,12 @@ def run(args: argparse.Namespace) -> int:
         study_lib.lock_study(plan.location)  # a second driver on this study is refused
         study_lib.write_run_file(plan.location, plan.settings, args.trials)
         print_plan(plan, data, args.reeval_top, args.max_seeds, data_note)
-        outcome = search_study(study, plan, data, session)
+        if plan.settings.supernet is None:
+            outcome = search_study(study, plan, data, session)
+        else:
+            from ..cluster.oneshot import oneshot_study
+
+            outcome = oneshot_study(study, plan, data)
         code = print_summary(study, plan, outcome)
         if code == 0 and args.reeval_top:
             code = race_leaders(race_request(args), plan, study, data, session)
@@ -180,6 +209,23 @@ def search_proxy(args: argparse.Namespace) -> ProxySettings:
         return proxy
     check_seed(args.seed)
     return dataclasses.replace(proxy, seed=int(args.seed))
+
+
+def supernet_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """With --strategy oneshot, the supernet's settings: --supernet over the resumed
+    study's or the defaults; None for a stand-alone search (where --supernet is refused)."""
+    from ..fidelity.settings import parse_settings
+    from ..oneshot import SupernetSettings
+
+    if args.strategy != "oneshot":
+        if args.supernet not in (None, "default"):
+            raise UserError("--supernet sets the one-shot strategy's supernet; add "
+                            "--strategy oneshot, or drop --supernet.")
+        return None
+    base = (SupernetSettings.from_dict(args.stored_supernet) if args.stored_supernet
+            else SupernetSettings())
+    return parse_settings(str(args.supernet or "default"), base=base, flag="--supernet",
+                          kind=SupernetSettings).to_dict()
 
 
 def race_leaders(request: RaceRequest, plan: SearchPlan, study: Any, data: ProxyData,
@@ -226,6 +272,7 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int,
         f"trials     {plan.trials} candidates + {len(space.baselines())} baselines "
         f"(paper ramp and ablations), sampler {plan.settings.sampler}, scheduler "
         f"{plan.settings.scheduler}",
+        *supernet_lines(plan, data),
         f"objective  {plan.objective.key} ({'higher' if plan.objective.maximize else 'lower'} "
         f"is better; val loss and top-1 both recorded)",
         "race       " + (f"then the top {race_top} and the paper's ramp, up to {max_seeds} "
@@ -242,6 +289,21 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int,
     warning = trust_warning(proxy, plan.settings.data)
     if warning:
         print(warning, flush=True)
+
+
+def supernet_lines(plan: SearchPlan, data: ProxyData) -> list[str]:
+    """The plan's line on the one-shot supernet (none for a stand-alone search)."""
+    if plan.settings.supernet is None:
+        return []
+    from ..oneshot import SupernetSettings
+
+    supernet = SupernetSettings.from_dict(plan.settings.supernet)
+    images = supernet.score_samples or len(data.val_labels)
+    return [f"strategy   oneshot: a supernet trains {supernet.epochs} epochs of the proxy's "
+            f"batches ({supernet.strategy} ramp sampling"
+            + (", in-place distillation" if supernet.distillation else "") + f"), then each "
+            f"candidate is scored by its subnet on {images:,} validation images; the race "
+            f"trains stand-alone"]
 
 
 def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:

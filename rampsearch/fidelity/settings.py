@@ -17,12 +17,13 @@ def proxy_name(index: int) -> str:
     """The name of the index-th --proxy setting: proxy, proxy2, proxy3, ..."""
     return "proxy" if index == 0 else f"proxy{index + 1}"
 # ------------------------------------------------------------------------------ settings
-def parse_settings(text: str, base: ProxySettings | None = None,
-                   flag: str = "--proxy") -> ProxySettings:
+def parse_settings(text: str, base: Any = None, flag: str = "--proxy",
+                   kind: type = ProxySettings) -> Any:
     """``default`` (``base`` as it is), ``key=value,key=value`` (``base`` with those settings
-    changed) or the path of a YAML file holding such a mapping. ``base`` defaults to
-    ProxySettings(); errors name ``flag``."""
-    base = base or ProxySettings()
+    changed) or the path of a YAML file holding such a mapping, as a ``kind`` settings
+    dataclass (ProxySettings or SupernetSettings). ``base`` defaults to ``kind()``; errors
+    name ``flag``."""
+    base = base or kind()
     text = text.strip()
     if text == "default":
         return base
@@ -34,31 +35,31 @@ def parse_settings(text: str, base: ProxySettings | None = None,
         raise UserError(f"{flag} {text!r} is neither 'default', key=value pairs (e.g. "
                         f"epochs=12,width=0.5) nor an existing YAML file; give one of those.")
     try:
-        return ProxySettings.from_dict({**base.to_dict(), **overrides})
+        return kind.from_dict({**base.to_dict(), **overrides})
     except UserError as exc:
         raise UserError(f"{flag} {text!r}: {exc}") from None
 
 
 def parse_pairs(text: str, flag: str) -> dict[str, Any]:
-    """``epochs=12,width=0.5`` to {'epochs': 12, 'width': 0.5}."""
+    """``epochs=12,width=0.5,strategy=fair`` to {'epochs': 12, 'width': 0.5, 'strategy':
+    'fair'}: numbers, true/false, else the text (the settings class checks each type)."""
     pairs: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, equals, value = part.partition("=")
         if not equals or not key.strip() or not value.strip():
             raise UserError(f"{flag} {text!r}: {part!r} is not key=value; write the settings "
                             f"as key=value pairs separated by commas, e.g. epochs=12,width=0.5.")
-        pairs[key.strip().replace("-", "_")] = parse_number(value.strip(), key.strip(), flag)
+        pairs[key.strip().replace("-", "_")] = parse_value(value.strip())
     return pairs
 
 
-def parse_number(value: str, key: str, flag: str) -> int | float:
+def parse_value(value: str) -> int | float | bool | str:
     for kind in (int, float):
         try:
             return kind(value)
         except ValueError:
             continue
-    raise UserError(f"{flag}: {key}={value!r} is not a number; every proxy setting is a number, "
-                    f"e.g. epochs=12 or width=0.5.")
+    return {"true": True, "false": False}.get(value.lower(), value)
 
 
 def read_settings_file(path: Path, flag: str) -> dict[str, Any]:

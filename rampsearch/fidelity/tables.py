@@ -46,6 +46,7 @@ from .statistics import (
     seeds_for_reliability,
     single_seed_tau,
     tau_ceiling,
+    top_k_overlap,
 )
 
 
@@ -235,6 +236,16 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
             if agreement is not None:
                 row.update({k: v for k, v in dataclasses.asdict(agreement).items() if k != "n"})
                 row["ramps"] = agreement.n
+                row["top10_k"] = top_tenth(int(keep.sum()))
+                row["top10_recall"] = top_k_overlap(values[keep], reference[keep],
+                                                    row["top10_k"])
+            if scorer != "proxy" and "proxy" in names:  # against the stand-alone proxy
+                proxy = sign * table["proxy_mean"].to_numpy(dtype=float)
+                both = keep & np.isfinite(proxy)
+                if both.sum() >= 2:
+                    versus = rank_agreement(values[both], proxy[both])
+                    row.update(proxy_tau=versus.kendall_tau, proxy_tau_low=versus.tau_low,
+                               proxy_tau_high=versus.tau_high)
         if scorer in names:
             by_seed = {k: v for k, v in seed_runs(runs, scorer, score).items() if k in labels}
             scores = shared_seed_scores(by_seed)  # seed_agreement pairs seeds by position
@@ -269,12 +280,19 @@ def summary_table(table: pd.DataFrame, runs: pd.DataFrame, score: str = "top1"
 
 
 SUMMARY_COLUMNS = ["score", "scorer", "ramps", "kendall_tau", "tau_p", "tau_low", "tau_high",
-                   "spearman_rho", "rho_p", "rho_low", "rho_high", "top_k", "top_k_overlap", "noise_std",
+                   "spearman_rho", "rho_p", "rho_low", "rho_high", "top_k", "top_k_overlap",
+                   "top10_k", "top10_recall", "proxy_tau", "proxy_tau_low", "proxy_tau_high",
+                   "noise_std",
                    "spread_std", "noise_to_spread", "reliability", "ramps_differ_p",
                    "seed_tau", "blocked_noise_std", "blocked_seeds", "blocked_reliability",
                    "blocked_differ_p", "reliability_1_seeds", "reliability_2_seeds",
                    "reliability_3_seeds", "seeds_for_08", "single_seed_tau",
                    "tau_ceiling", "cpu_min_per_trial", "tau_per_cpu_min"]
+
+
+def top_tenth(n: int) -> int:
+    """The size of the best 10% of n ramps (at least one)."""
+    return max(1, round(n / 10))
 
 
 def epoch_agreement(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -323,7 +341,7 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
     lines.append("")
     lines.append(f"{'against reference':<18} {'tau':>6} {'95% interval':>15} {'p':>6} "
                  f"{'tau@1':>6} {'ceiling':>7} "
-                 f"{'rho':>6} {'top-k':>6}   {'noise':>7} {'paired':>7} {'spread':>7} "
+                 f"{'rho':>6} {'top-k':>6} {'top-10%':>7} {'vs proxy':>8}   {'noise':>7} {'paired':>7} {'spread':>7} "
                  f"{'rel@1':>5} {'rel@3':>5} {'seeds@0.8':>9} {'seed tau':>8} "
                  f"{'CPU-min/trial':>13} {'tau/CPU-min':>11}")
     spec = f".{digits}f"
@@ -332,11 +350,14 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
                     else f"[{row['tau_low']:+.2f}, {row['tau_high']:+.2f}]")
         top = "" if pd.isna(row["top_k_overlap"]) else \
             f"{round(row['top_k_overlap'] * row['top_k'])}/{int(row['top_k'])}"
+        top10 = "" if pd.isna(row["top10_recall"]) else \
+            f"{round(row['top10_recall'] * row['top10_k'])}/{int(row['top10_k'])}"
         lines.append(
             f"{row['scorer']:<18} {format_number(row['kendall_tau'], '+.2f'):>6} {interval:>15} "
             f"{format_number(row['tau_p'], '.3f'):>6} {format_number(row['single_seed_tau'], '+.2f'):>6} "
             f"{format_number(row['tau_ceiling'], '+.2f'):>7} "
-            f"{format_number(row['spearman_rho'], '+.2f'):>6} {top:>6}   "
+            f"{format_number(row['spearman_rho'], '+.2f'):>6} {top:>6} {top10:>7} "
+            f"{format_number(row['proxy_tau'], '+.2f'):>8}   "
             f"{format_number(row['noise_std'], spec):>7} {format_number(row['blocked_noise_std'], spec):>7} "
             f"{format_number(row['spread_std'], spec):>7} {format_number(row['reliability_1_seeds'], '.2f'):>5} "
             f"{format_number(row['reliability_3_seeds'], '.2f'):>5} {format_number(row['seeds_for_08'], '.0f'):>9} "
@@ -350,7 +371,9 @@ def format_tables(table: pd.DataFrame, summary: pd.DataFrame, score: str = "top1
                  "ceiling: the tau a proxy ranking exactly like the reference would reach, "
                  "given both settings' seed noise; noise: pooled seed std; paired: residual std "
                  "once the seed effects shared by every ramp are removed; rel@S: seed-blocked "
-                 "reliability of a mean of S seeds; <proxy>_curve: the proxy's loss curves "
+                 "reliability of a mean of S seeds; top-10%: of the reference's best tenth, "
+                 "how many the scorer also puts in its best tenth; vs proxy: tau against the "
+                 "stand-alone proxy's seed means; <proxy>_curve: the proxy's loss curves "
                  "extrapolated to the reference's steps; gflops, mparams: a bigger model "
                  "ranked better, the baselines a proxy must beat.")
     return "\n".join(lines)

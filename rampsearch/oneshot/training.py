@@ -49,6 +49,7 @@ from .sampling import RampSampler
 from .settings import SupernetSettings
 
 CHECKPOINT_FORMAT = 1
+SCORING_ONLY = ("score_samples",)  # supernet settings that do not change its training
 
 
 class RampSampledSupernet(nn.Module):
@@ -110,6 +111,7 @@ class SupernetRun:
     sampler: RampSampler
     cpu_s: float
     resumed_from_epoch: int
+    total_cpu_s: float = 0.0  # the training's CPU-seconds over every call, checkpoints included
 
 
 def supernet_schedule(proxy: ProxySettings, settings: SupernetSettings) -> ProxySettings:
@@ -162,9 +164,9 @@ def train_supernet(base: IFormerConfig, space: SearchSpace, budget: Budget | Non
         masks = SlotMaskCache(supernet)
         optimizer = slot_masked_adamw(supernet, proxy, lambda: masks.used_by(model.step_ramps))
         scheduler = proxy_schedule(optimizer, schedule)
-        start_epoch = 0
+        start_epoch, earlier_cpu_s = 0, 0.0
         if checkpoint is not None and checkpoint.exists():
-            start_epoch = load_checkpoint(checkpoint, identity, supernet, optimizer, scheduler,
+            start_epoch, earlier_cpu_s = load_checkpoint(checkpoint, identity, supernet, optimizer, scheduler,
                                           sampler, target)
             for epoch in range(start_epoch):  # the batch generator continues where it was
                 for _ in train_batches(epoch):
@@ -179,34 +181,38 @@ def train_supernet(base: IFormerConfig, space: SearchSpace, budget: Budget | Non
         def after_epoch(metrics: EpochMetrics) -> bool | None:
             if checkpoint is not None:
                 save_checkpoint(checkpoint, identity, metrics.epoch, supernet, optimizer,
+                                earlier_cpu_s + time.process_time() - cpu_started,
                                 scheduler, sampler)
             return on_epoch(metrics) if on_epoch is not None else None
 
         result = run_training(plan, after_epoch)
     result.extra.update(strategy=settings.strategy, epochs=settings.epochs,
                         resumed_from_epoch=start_epoch, device=str(target))
-    return SupernetRun(supernet, result, sampler, time.process_time() - cpu_started,
-                       start_epoch)
+    cpu_s = time.process_time() - cpu_started
+    return SupernetRun(supernet, result, sampler, cpu_s, start_epoch, earlier_cpu_s + cpu_s)
 
 
 # --------------------------------------------------------------------------- checkpoint
 def checkpoint_identity(space: SearchSpace, budget: Budget | None, proxy: ProxySettings,
                         settings: SupernetSettings) -> dict[str, Any]:
-    """What a checkpoint must have been trained with to be continued."""
+    """What a checkpoint must have been trained with to be continued (how its ramps are
+    scored, ``score_samples``, is not part of it)."""
+    training = {key: value for key, value in settings.to_dict().items()
+                if key not in SCORING_ONLY}
     return {"space": space.name, "base": space.base_name,
             "budget_flops": None if budget is None else budget.flops,
             "budget_img_size": None if budget is None else list(budget.img_size),
-            "proxy": proxy.to_dict(), "supernet": settings.to_dict()}
+            "proxy": proxy.to_dict(), "supernet": training}
 
 
 def save_checkpoint(path: Path, identity: dict[str, Any], epoch: int,
                     supernet: IFormerSupernet, optimizer: torch.optim.Optimizer,
-                    scheduler: CosineLRScheduler, sampler: RampSampler) -> None:
-    """The state after ``epoch`` epochs, written to a temporary file and renamed over
+                    cpu_s: float, scheduler: CosineLRScheduler, sampler: RampSampler) -> None:
+    """The state after ``epoch`` epochs (``cpu_s``: the CPU-seconds they took), written to a temporary file and renamed over
     ``path``, so a kill mid-write leaves the previous epoch's checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch,
-             "model": supernet.state_dict(), "optimizer": optimizer.state_dict(),
+             "cpu_s": float(cpu_s), "model": supernet.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
              "torch_rng": torch.get_rng_state()}
     partial = path.with_name(f".{path.name}.partial")
@@ -216,8 +222,9 @@ def save_checkpoint(path: Path, identity: dict[str, Any], epoch: int,
 
 def load_checkpoint(path: Path, identity: dict[str, Any], supernet: IFormerSupernet,
                     optimizer: torch.optim.Optimizer, scheduler: CosineLRScheduler,
-                    sampler: RampSampler, device: torch.device) -> int:
-    """Restore everything ``save_checkpoint`` wrote; the number of epochs done."""
+                    sampler: RampSampler, device: torch.device) -> tuple[int, float]:
+    """Restore everything ``save_checkpoint`` wrote; the number of epochs done and the
+    CPU-seconds they took."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a truncated or foreign file: pickle, zip or torch errors
@@ -235,4 +242,4 @@ def load_checkpoint(path: Path, identity: dict[str, Any], supernet: IFormerSuper
     scheduler.load_state_dict(state["scheduler"])
     sampler.load_state_dict(state["sampler"])
     torch.set_rng_state(state["torch_rng"].cpu())
-    return int(state["epoch"])
+    return int(state["epoch"]), float(state.get("cpu_s", 0.0))

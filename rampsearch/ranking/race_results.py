@@ -42,10 +42,12 @@ RACE_COLUMNS = ["trial", "ramp", "seeds", "mean", "diff_vs_paper", "diff_low", "
 
 
 def leaders(frame: pd.DataFrame, top_k: int) -> pd.DataFrame:
-    """The top K completed, within-budget candidates (the leaderboard's order: by the
-    objective), then the paper's ramp."""
+    """The top K completed, within-budget candidates with distinct ramps (the leaderboard's
+    order: by the objective), then the paper's ramp."""
     done = frame[frame["status"] == Status.COMPLETED]
-    top = done[(done["role"] == Role.CANDIDATE) & done["within_budget"]].head(top_k)
+    top = done[(done["role"] == Role.CANDIDATE) & done["within_budget"]]
+    # A ramp proposed twice (its second trial told the first one's score) is raced once.
+    top = top[~top["ramp"].map(lambda ramp: tuple(ramp)).duplicated()].head(top_k)
     paper = done[done["role"] == PAPER].head(1)
     return pd.concat([top, paper])
 

@@ -175,7 +175,8 @@ def build_plan(options: dict[str, Any], proxy: ProxySettings) -> SearchPlan:
     settings = study_lib.StudySettings(
         base=str(base), space=str(options["space"]), budget=budget, data=str(options["data"]),
         proxy=proxy.to_dict(), sampler=options["sampler"], seed=int(options["seed"]),
-        scheduler=options["scheduler"], objective=plan_objective(options.get("objective")))
+        scheduler=options["scheduler"], objective=plan_objective(options.get("objective")),
+        supernet=options.get("supernet"))
     cpus_per_trial = float(options["cpus_per_trial"])
     address = ray_address(options)
     if options["max_concurrent"]:

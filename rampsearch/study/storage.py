@@ -57,6 +57,15 @@ class StudySettings:
     scheduler: str
     # The score optimised and ranked by.
     objective: Objective = field(default_factory=lambda: get_objective(DEFAULT_OBJECTIVE))
+    # The one-shot strategy's SupernetSettings (as a dict); None: every candidate is trained
+    # stand-alone. Stored only when set, so a stand-alone study's settings read as before.
+    supernet: dict[str, Any] | None = None
+
+    @property
+    def strategy(self) -> str:
+        """How candidates are scored: "standalone" (each trained) or "oneshot" (by a
+        supernet's subnets)."""
+        return "standalone" if self.supernet is None else "oneshot"
 
     @property
     def directions(self) -> list[str]:
@@ -70,7 +79,8 @@ class StudySettings:
         return {"base": self.base, "space": self.space, "budget_flops": self.budget.flops,
                 "budget_img_size": list(self.budget.img_size), "data": self.data,
                 "proxy": self.proxy, "sampler": self.sampler, "seed": self.seed,
-                "scheduler": self.scheduler, "objectives": objectives}
+                "scheduler": self.scheduler, "objectives": objectives,
+                **({} if self.supernet is None else {"supernet": self.supernet})}
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> StudySettings:
@@ -81,7 +91,8 @@ class StudySettings:
                    budget=Budget(int(stored["budget_flops"]), (int(height), int(width))),
                    data=stored["data"], proxy=dict(stored["proxy"]), sampler=stored["sampler"],
                    seed=stored["seed"], scheduler=stored["scheduler"],
-                   objective=objective_of(stored.get("objectives")))
+                   objective=objective_of(stored.get("objectives")),
+                   supernet=None if stored.get("supernet") is None else dict(stored["supernet"]))
 
 
 @dataclass(frozen=True)

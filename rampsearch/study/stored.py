@@ -24,7 +24,7 @@ def stored_options(location: study_lib.StudyLocation) -> dict[str, Any]:
         "trials": payload["settings"].get("trials"), "study": location.name,
         "storage": study_lib.stored_storage_url(payload, run_file),
         "results": str(location.results_dir), "proxy": settings.proxy,
-        "objective": settings.objective,
+        "objective": settings.objective, "supernet": settings.supernet,
     }
 
 
