@@ -28,8 +28,8 @@ from rampsearch.oneshot import (
     validation_batches,
 )
 from rampsearch.oneshot.optimizer import SlotMaskCache, SlotMaskedAdamW
-from rampsearch.oneshot.search import SamplingCopy, score_jobs, tell_score
 from rampsearch.oneshot.sampling import uniform_ramp
+from rampsearch.oneshot.search import SamplingCopy, score_jobs, tell_duplicate, tell_score
 from rampsearch.oneshot.training import SubnetsLoss
 from rampsearch.study import trials as bookkeeping
 from rampsearch.study.plan import SearchPlan
@@ -281,7 +281,7 @@ def test_a_trained_supernet_scores_ramps_into_a_study_that_rank_and_export_read(
     bookkeeping.tell_outcome(standalone_study, trial, {"final": True, "status": "completed",
                                                        "epoch": 1, "top1": 50.0, "top5": 90.0,
                                                        "val_loss": 1.0}, False, "val_loss")
-    optional = {"repaired", "duplicate_of"}  # where the budget narrowed, or a ramp came again
+    optional = {"repaired"}  # only where the budget narrowed the sampler's proposal
     expected = set(standalone_study.trials[0].user_attrs) | {"score_source", "score_images"}
     assert set(candidates[0].user_attrs) - optional == expected - optional
     assert candidates[0].system_attrs.keys() == standalone_study.trials[0].system_attrs.keys()
@@ -326,18 +326,17 @@ def test_the_sampling_copy_writes_told_trials_in_order_under_the_stored_numbers(
     for job in first[:6]:
         tell_score(sampling.memory, job, fixed_score(job.ramp, 2.0), "val_loss", 2)
     assert sampling.flush() == 7
-    again = next(jobs)
-    tell_score(sampling.memory, again, fixed_score(second.ramp, 1.0), "val_loss", 2,
-               duplicate_of=second.trial.number)
-    assert sampling.flush() == 1
+    again = next(jobs)  # the same ramp proposed again: FAIL in the copy, never written
+    tell_duplicate(sampling.memory, again, first=second.trial.number)
+    assert sampling.flush() == 0
     stored = study.get_trials()
     assert [t.state.name for t in stored[:2]] == ["FAIL", "RUNNING"]
-    assert [t.number for t in stored] == list(range(10))
+    assert [t.number for t in stored] == list(range(9))
     assert [t.user_attrs["ramp"] for t in stored[2:9]] == [list(j.ramp) for j in first]
-    # The copy numbered the scoring trials from 1 (it holds only finished trials); the stored
-    # study from 2: a duplicate names the stored trial of the first score.
-    assert second.trial.number == 7 and stored[8].user_attrs["ramp"] == list(second.ramp)
-    assert stored[9].user_attrs["duplicate_of"] == 8
+    # The copy numbered the scoring trials from 1 (it holds only finished trials), the stored
+    # study from 2.
+    assert sampling.stored_number(second.trial.number) == 8
+    assert sampling.memory.trials[again.trial.number].state.name == "FAIL"
 
 
 def test_scoring_ends_when_the_sampler_only_repeats_itself(tmp_path, monkeypatch):
@@ -375,9 +374,8 @@ def test_study_settings_keep_the_supernet_and_a_stand_alone_study_reads_as_befor
 def test_a_ramp_scored_twice_is_raced_once():
     import pandas as pd
 
-    from rampsearch.ranking.race_results import leaders
-
     from rampsearch.attributes import PAPER
+    from rampsearch.ranking.race_results import leaders
 
     frame = pd.DataFrame({
         "trial": [4, 7, 5, 0], "role": ["candidate", "candidate", "candidate", PAPER],

@@ -22,7 +22,14 @@ from ..data import ProxyData
 from ..errors import UserError
 from ..oneshot import SupernetSettings, score_ramps, train_supernet, validation_batches
 from ..oneshot.scoring import RampScore
-from ..oneshot.search import SamplingCopy, ScoreJob, known_scores, score_jobs, tell_score
+from ..oneshot.search import (
+    SamplingCopy,
+    ScoreJob,
+    known_scores,
+    score_jobs,
+    tell_duplicate,
+    tell_score,
+)
 from ..reporting.progress import format_duration
 from ..study import storage as study_lib
 from ..study.plan import SearchPlan
@@ -34,6 +41,8 @@ CHECKPOINT = "supernet.pt"  # beside the study: results/<study>/supernet.pt
 RAMPS_PER_CALL = 4          # ramps an actor scores per call: the sampler waits for no more
 POLL_S = 2.0                # how often the driver asks the training actor for its epochs
 STATUS_EVERY_S = 10.0       # a scoring status line at most this often
+# A Ray actor lost under a call (its process killed, its node gone, unresponsive).
+ACTOR_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 FLUSH_EVERY_S = 5.0         # scores told are written into the stored study at least this often
 
 
@@ -175,11 +184,16 @@ def score_on_ray(study: optuna.Study, plan: SearchPlan, data_ref: Any, weights: 
     Returns whether it was interrupted."""
     concurrency = plan.max_concurrent or cluster_concurrency(plan)
     threads = max(1, int(plan.cpus_per_trial))
-    workers = [ray.remote(SupernetWorker).options(num_cpus=plan.cpus_per_trial,
-                                                  num_gpus=plan.gpus_per_trial).remote(threads)
-               for _ in range(concurrency)]
-    ray.get([w.load.remote(plan.space, data_ref, plan.proxy.to_dict(), settings.to_dict(),
-                           weights) for w in workers])
+
+    def new_worker() -> Any:
+        worker = ray.remote(SupernetWorker).options(
+            num_cpus=plan.cpus_per_trial, num_gpus=plan.gpus_per_trial).remote(threads)
+        worker.load.remote(plan.space, data_ref, plan.proxy.to_dict(), settings.to_dict(),
+                           weights)
+        return worker
+
+    workers = [new_worker() for _ in range(concurrency)]
+    lost = 0
     sampling = SamplingCopy(study)  # proposals without a storage write per parameter
     proposals = sampling.memory
     known = known_scores(proposals)
@@ -194,13 +208,13 @@ def score_on_ray(study: optuna.Study, plan: SearchPlan, data_ref: Any, weights: 
 
     def tell(job: ScoreJob, score: RampScore) -> None:
         duplicate_of = first.setdefault(job.ramp, job.trial.number)
-        duplicate = duplicate_of != job.trial.number
-        if math.isfinite(score.val_loss):
-            tell_score(proposals, job, score, plan.objective.key, settings.epochs,
-                       duplicate_of=duplicate_of if duplicate else None)
+        if duplicate_of != job.trial.number:
+            tell_duplicate(proposals, job, duplicate_of)
+        elif math.isfinite(score.val_loss):
+            tell_score(proposals, job, score, plan.objective.key, settings.epochs)
         else:
             tell_failed(proposals, job, plan.objective.key, settings.epochs)
-        progress.told(job, score, new=not duplicate)
+        progress.told(job, score, new=duplicate_of == job.trial.number)
 
     def submit(worker: Any) -> None:
         batch: list[ScoreJob] = []
@@ -223,7 +237,22 @@ def score_on_ray(study: optuna.Study, plan: SearchPlan, data_ref: Any, weights: 
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             worker, batch = pending.pop(ready[0])
-            for job, score in zip(batch, ray.get(ready[0]), strict=True):
+            try:
+                results = ray.get(ready[0])
+            except ACTOR_LOST as exc:  # the infrastructure's failure: a new actor, same ramps
+                lost += 1
+                if lost > plan.worker_retries:
+                    raise UserError(
+                        f"the Ray actors scoring ramps were lost {lost} times (the last: "
+                        f"{type(exc).__name__}); every score told is kept in the study; "
+                        f"continue with `rampsearch run --resume --study "
+                        f"{plan.location.name}`.") from None
+                workers.remove(worker)
+                workers.append(new_worker())
+                pending[workers[-1].score.remote([job.ramp for job in batch])] = (
+                    workers[-1], batch)
+                continue
+            for job, score in zip(batch, results, strict=True):
                 scores.setdefault(job.ramp, score)
                 tell(job, score)
             submit(worker)
@@ -282,10 +311,10 @@ class ScoringProgress:
         wanted = self.plan.trials + len(self.plan.space.baselines())
         left = max(0, wanted - self.distinct)
         best = (f"best {self.plan.objective.format(self.best[0])} {self.plan.objective.key} "
-                f"({self.best[1]}: {compact_ramp(list(self.best[2]), self.plan.space.base.depths)})"
+                f"({compact_ramp(list(self.best[2]), self.plan.space.base.depths)})"
                 if self.best else "best -")
-        self.on_line(f"scored     {self.told_trials} trials this run, {self.distinct} distinct "
-                     f"ramps in the study  {rate:.1f} ramps/s  {best}  elapsed "
+        self.on_line(f"scored     {self.distinct} distinct ramps in the study ({self.told_trials} "
+                     f"proposals this run)  {rate:.1f} ramps/s  {best}  elapsed "
                      f"{format_duration(elapsed)}  left <= "
                      f"{format_duration(left / rate) if rate else '?'}")
 
@@ -330,8 +359,15 @@ def fidelity_supernets(jobs: Sequence[Any], plan: SearchPlan, data: ProxyData,
                 start()
             ready, _ = ray.wait(list(running), num_returns=1)
             job, worker, trained, began = running.pop(ready[0])
-            outcome, scores = ray.get(trained), ray.get(ready[0])
-            ray.kill(worker)
+            try:
+                outcome, scores = ray.get(trained), ray.get(ready[0])
+            except ACTOR_LOST as exc:  # its last epoch is in the checkpoint: next run goes on
+                print(f"{job.name} seed {job.seed}: its Ray actor was lost "
+                      f"({type(exc).__name__}); run the same command again to finish it from "
+                      f"its checkpoint", flush=True)
+                continue
+            finally:
+                ray.kill(worker)
             if outcome["status"] != Status.COMPLETED:
                 print(f"{job.name} s{job.seed}: training ended {outcome['status']} "
                       f"({outcome['reason']}); not scored", flush=True)

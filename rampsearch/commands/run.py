@@ -171,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     args.data, data_note = choose_source(str(args.data))
     proxy = search_proxy(args)
     plan = build_plan({**vars(args), "supernet": supernet_settings(args)}, proxy)
-    sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family)
+    sampler = make_sampler(args.sampler, args.seed, args.trials, plan.space.family,
+                           cheap_trials=plan.settings.supernet is not None)
     data = load_data_for(str(args.data), proxy)  # the same images for every trial
     from ..cluster.connection import ray_session  # imports Ray
     from ..cluster.jobs import search_study
@@ -298,7 +299,7 @@ def supernet_lines(plan: SearchPlan, data: ProxyData) -> list[str]:
     from ..oneshot import SupernetSettings
 
     supernet = SupernetSettings.from_dict(plan.settings.supernet)
-    images = supernet.score_samples or len(data.val_labels)
+    images = min(supernet.score_samples or len(data.val_labels), len(data.val_labels))
     return [f"strategy   oneshot: a supernet trains {supernet.epochs} epochs of the proxy's "
             f"batches ({supernet.strategy} ramp sampling"
             + (", in-place distillation" if supernet.distillation else "") + f"), then each "
@@ -332,7 +333,23 @@ def print_summary(study: Any, plan: SearchPlan, outcome: Any) -> int:
     if outcome.interrupted:
         print_resume(plan)
         return 130
+    if plan.settings.supernet is not None:
+        return converged_note(study, plan)
     return lost_work_note(study, plan)
+
+
+def converged_note(study: Any, plan: SearchPlan) -> int:
+    """A one-shot search that ended before --trials distinct ramps: its sampler proposed only
+    ramps already scored (MAX_REPEATS in a row). Said, not an error: every score is kept."""
+    from ..oneshot.search import MAX_REPEATS
+    from ..study.trials import work_left
+
+    _, missing = work_left(study, plan)
+    if missing:
+        print(f"\nsampler converged: its last {MAX_REPEATS} proposals were ramps already "
+              f"scored, so the search ended at {plan.trials - missing} of {plan.trials} "
+              f"distinct ramps; --sampler random explores without converging.")
+    return 0
 
 
 def results_flag(plan: SearchPlan) -> str:

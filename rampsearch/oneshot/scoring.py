@@ -21,7 +21,6 @@ import torch
 from iformer.supernet import IFormerSupernet
 
 from ..data import ProxyData
-from ..errors import UserError
 from ..training.engine import Batch, TrainingPlan, evaluate
 from ..training.proxy import DeviceImages, ProxySettings, cpu_threads, fit_data, normalize
 from .settings import SupernetSettings
@@ -47,14 +46,11 @@ class RampScore:
 def validation_batches(data: ProxyData, proxy: ProxySettings, settings: SupernetSettings,
                        device: torch.device) -> list[Batch]:
     """The fixed validation images every ramp is scored on, normalised once: the first
-    ``score_samples`` of the proxy's (all when 0), in batches of twice the training batch
-    (as the proxy evaluates)."""
+    ``score_samples`` of the proxy's (all when 0, or when the proxy has fewer), in batches
+    of twice the training batch (as the proxy evaluates)."""
     data = fit_data(data, proxy)
     val = DeviceImages(data.val_images, data.val_labels, device)
-    count = settings.score_samples or val.count
-    if count > val.count:
-        raise UserError(f"supernet setting score_samples is {count} but the proxy has "
-                        f"{val.count} validation images; use at most {val.count}, or 0 for all.")
+    count = min(settings.score_samples or val.count, val.count)
     size = 2 * proxy.batch_size
     return [(normalize(val.images[start:min(start + size, count)], val.mean, val.inv_std),
              val.labels[start:min(start + size, count)]) for start in range(0, count, size)]

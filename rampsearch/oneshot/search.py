@@ -9,14 +9,15 @@ would cost more than scoring the ramp. Finished trials are written into the stor
 in order, in batches, so the stored study holds every score told, and nothing asked but not
 told (an interrupted run leaves nothing to recover).
 
-A ramp scored once is never scored again: a later proposal of the same ramp (TPE repeats
-itself once it converges) is told the same score from ``known_scores``, and the leaderboard
-races each ramp once.
+A ramp scored once is never scored again, and is one observation: a later proposal of the
+same ramp (TPE repeats itself once it converges, and the space's repair of over-budget
+proposals folds many onto one ramp) is told FAIL in the copy, so the sampler's model is not
+pulled further onto ramps it has already seen (TPE reads complete and pruned trials only),
+and is never written to the stored study, where each ramp is one trial.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -87,19 +88,22 @@ def baseline_job(study: optuna.Study, plan: SearchPlan, fixed: FixedJob) -> Scor
 
 
 def tell_score(study: optuna.Study, job: ScoreJob, score: RampScore, objective: str,
-               epochs: int, duplicate_of: int | None = None) -> dict[str, Any]:
+               epochs: int) -> dict[str, Any]:
     """Record ``score`` on the job's trial as a completed training would be recorded (both
     scores, the supernet's epochs, the scoring CPU-seconds as its time) with
-    ``score_source = supernet``, and tell the study. ``duplicate_of``: the trial that
-    scored the same ramp first (the score is its score)."""
+    ``score_source = supernet``, and tell the study."""
     job.trial.set_user_attr(Attr.SCORE_SOURCE, SUPERNET)
     job.trial.set_user_attr(Attr.SCORE_IMAGES, score.images)
-    if duplicate_of is not None:
-        job.trial.set_user_attr(Attr.DUPLICATE_OF, duplicate_of)
     result = {"final": True, "status": Status.COMPLETED, "reason": Status.COMPLETED,
               "epoch": epochs, "val_loss": score.val_loss, "top1": score.top1,
-              "top5": score.top5, "wall_s": 0.0 if duplicate_of is not None else score.cpu_s}
+              "top5": score.top5, "wall_s": score.cpu_s}
     return tell_outcome(study, job.trial, result, False, objective)
+
+
+def tell_duplicate(study: optuna.Study, job: ScoreJob, first: int) -> None:
+    """A proposal of a ramp the copy's trial ``first`` holds: FAIL, never written."""
+    job.trial.set_user_attr(Attr.DUPLICATE_OF, first)
+    study.tell(job.trial, state=optuna.trial.TrialState.FAIL)
 
 
 class SamplingCopy:
@@ -122,24 +126,17 @@ class SamplingCopy:
 
     def flush(self) -> int:
         """Write the copy's finished trials after the last written, up to the first one still
-        running; how many were written."""
+        running, leaving out repeated proposals; how many were written."""
         ready = []
         for trial in self.memory.get_trials(deepcopy=False)[self.written:]:
             if not trial.state.is_finished():
                 break
             ready.append(trial)
-        if not ready:
-            return 0
-        first = len(self.study.get_trials(deepcopy=False))
-        written = []
-        for offset, trial in enumerate(ready):
-            self.numbers[trial.number] = first + offset
-            duplicate_of = trial.user_attrs.get(Attr.DUPLICATE_OF)
-            if duplicate_of is not None:  # the first trial of its ramp, as the stored study numbers it
-                trial = copy.copy(trial)
-                trial.user_attrs = {**trial.user_attrs,
-                                    Attr.DUPLICATE_OF: self.numbers.get(duplicate_of, duplicate_of)}
-            written.append(trial)
-        self.study.add_trials(written)
         self.written += len(ready)
-        return len(ready)
+        kept = [trial for trial in ready if Attr.DUPLICATE_OF not in trial.user_attrs]
+        first = len(self.study.get_trials(deepcopy=False))
+        for offset, trial in enumerate(kept):
+            self.numbers[trial.number] = first + offset
+        if kept:
+            self.study.add_trials(kept)
+        return len(kept)

@@ -22,13 +22,16 @@ class SupernetSettings:
     largest-attention ramp also trains every step on the labels, and the step's other ramps
     learn its (detached) predictions instead (BigNAS's in-place distillation); it is off
     until measured to help. ``score_samples``: the validation images every ramp is scored
-    on, the first of the proxy's (0: all of them)."""
+    on, the first of the proxy's (0: all of them); 500 by default, so that scoring 1,000
+    ramps fits a 20-minute search on 2 cores (a score over Imagenette's 2,000 proxy images
+    costs 3.1 CPU-s at 64 px; how much ranking the smaller set costs is measured in
+    docs/oneshot.md)."""
 
     strategy: str = "fair"
     epochs: int = 4
     random_ramps: int = 2
     distillation: bool = False
-    score_samples: int = 0
+    score_samples: int = 500
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -73,6 +73,8 @@ def trial_rows(study: optuna.Study, depths: Sequence[int]) -> pd.DataFrame:
             "failure": study_lib.failure_kind(attrs.get(Attr.STATUS)),
             "within_budget": bool(attrs.get(Attr.WITHIN_BUDGET, False)),
             "end_reason": attrs.get(Attr.END_REASON, ""),
+            # "supernet": its subnet's score with inherited weights; else its own training.
+            "score_source": attrs.get(Attr.SCORE_SOURCE, "standalone"),
             "attention_heads": ",".join(str(a) for a in ramp),
             "ch_c_per_block": ",".join(f"{r:.4f}" for r in attrs.get(Attr.HIGH_RATIOS, [])),
         })

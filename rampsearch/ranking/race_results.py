@@ -267,9 +267,15 @@ def power_statement(result: RaceResult, row: pd.Series) -> str:
 
 
 def default_margin(frame: pd.DataFrame, objective: Objective) -> float | None:
-    """MARGIN_SHARE_OF_SPREAD of the standard deviation of the completed trials' scores
-    (None with fewer than three, or no spread)."""
-    done = frame[frame["status"] == Status.COMPLETED][objective.key].astype(float)
+    """MARGIN_SHARE_OF_SPREAD of the standard deviation of the completed stand-alone trials'
+    scores (None with fewer than three, or no spread). Supernet scores do not count: they are
+    on another scale than the race's stand-alone trainings (a one-shot study's spread of
+    supernet scores over 1,000 ramps was 4x the race's noise), so a one-shot study has no
+    default margin and its race says "equivalent" only within a --margin given."""
+    done = frame[frame["status"] == Status.COMPLETED]
+    if "score_source" in done:
+        done = done[done["score_source"] != "supernet"]
+    done = done[objective.key].astype(float)
     done = done[done.map(math.isfinite)]
     if len(done) < 3 or not float(done.std(ddof=1)) > 0:
         return None

@@ -22,17 +22,29 @@ def searches_flops(sampler: str) -> bool:
     return sampler == "nsga2"
 
 
-def make_sampler(name: str, seed: int, trials: int, family: str) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, trials: int, family: str,
+                 cheap_trials: bool = False) -> optuna.samplers.BaseSampler:
+    """The sampler ``--sampler`` names, sized for ``trials``. ``cheap_trials`` (a one-shot
+    search, thousands of supernet scores): TPE explores more (see ``_sampler``)."""
     if name not in SAMPLERS:
         raise UserError(f"--sampler {name!r} is not known; choose one of {', '.join(SAMPLERS)}.")
     # Samplers flagged experimental in Optuna (multivariate TPE, GP) are what we want here;
     # they warn once, when they are made.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _sampler(name, seed, trials, family)
+        return _sampler(name, seed, trials, family, cheap_trials)
 
 
-def _sampler(name: str, seed: int, trials: int, family: str) -> optuna.samplers.BaseSampler:
+def _sampler(name: str, seed: int, trials: int, family: str,
+             cheap_trials: bool = False) -> optuna.samplers.BaseSampler:
+    if name == "tpe" and cheap_trials:
+        # Thousands of cheap trials: TPE's default (its best of 24 candidates from the good
+        # trials' density) folds onto a few ramps within the budget; measured on the monotone
+        # space at 4.8 GFLOPs, 107 distinct ramps in 1,000 proposals. Drawing one candidate
+        # (a sample of that density) after a tenth of the trials at random: 474 of 1,000.
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_ei_candidates=1,
+            n_startup_trials=max(10, trials // 10))
     if name == "tpe":
         # Joint (multivariate, grouped) TPE: neighbouring blocks' head counts interact.
         return optuna.samplers.TPESampler(
