@@ -13,7 +13,12 @@ from scipy import stats
 from rampsearch import cli
 from rampsearch.errors import UserError
 from rampsearch.fidelity.ramps import choose_ramps
-from rampsearch.fidelity.settings import MEASURED_UNTRUSTED, parse_settings, trust_warning
+from rampsearch.fidelity.settings import (
+    MEASURED_UNTRUSTED,
+    parse_settings,
+    supernet_note,
+    trust_warning,
+)
 from rampsearch.fidelity.statistics import (
     bootstrap_tau_interval,
     default_top_k,
@@ -459,12 +464,15 @@ def test_the_paper_order_line_names_the_reference_order():
     assert "not measured" in paper_order_line(table[table["label"] != "paper"])
 
 
-def test_the_trust_note_on_other_data_says_nothing_backs_it_yet():
+def test_the_trust_note_names_what_was_measured_on_the_data():
     note = trust_warning(ProxySettings(), "imagenette")
-    assert note.startswith("note") and "under way" in note and "docs/fidelity.md" in note
-    assert all(len(line) <= 100 for line in note.splitlines())
-    # A longer proxy is no longer warned about on Fashion-MNIST, but on Imagenette nothing
-    # was measured of any setting yet.
+    assert note.startswith("note") and "20 ramps" in note and "docs/fidelity.md" in note
+    other = trust_warning(ProxySettings(), "/data/in100-64")
+    assert "no measurement" in other
+    for text in (note, other, supernet_note()):
+        assert all(len(line) <= 100 for line in text.splitlines())
+    # A longer proxy is no longer warned about on Fashion-MNIST; on other data the note
+    # stays (nothing measured there reached the reference).
     longer = dataclasses.replace(ProxySettings(), epochs=24)
     assert trust_warning(longer) is None and trust_warning(longer, "imagenette") is not None
 

@@ -290,6 +290,10 @@ def print_plan(plan: SearchPlan, data: ProxyData, race_top: int, max_seeds: int,
     warning = trust_warning(proxy, plan.settings.data)
     if warning:
         print(warning, flush=True)
+    if plan.settings.supernet is not None:
+        from ..fidelity.settings import supernet_note
+
+        print(supernet_note(), flush=True)
 
 
 def supernet_lines(plan: SearchPlan, data: ProxyData) -> list[str]:
