@@ -91,7 +91,8 @@ def add_race_arguments(parser: argparse.ArgumentParser | Any, reeval_top: int = 
                         help="equivalence margin in the objective's units: a leader is called "
                              "equivalent to the paper's ramp when two one-sided tests place "
                              "the difference within ±D (default: half the standard deviation "
-                             "of the search's scores)")
+                             "of the search's stand-alone scores; none after a one-shot "
+                             "search, whose supernet scores are on another scale)")
     parser.add_argument("--min-effect", type=float, metavar="D",
                         help="smallest difference worth finding, in the objective's units: "
                              "sizes the new race that a 'not separated' verdict names (default:"

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --strategy oneshot: key=value pairs over the supernet's defaults, e.g. "
              "epochs=4,strategy=fair,score_samples=500 (strategy uniform, fair or sandwich; "
              "distillation true/false; score_samples: validation images a score uses, 0 for "
-             "all), or a YAML file")
+             "all), or a YAML file (default: the defaults named)")
     add("--objective", choices=tuple(OBJECTIVES),
         help="score the sampler optimises and the leaderboard and race rank by; both are "
              "always recorded (val_loss: the final validation cross-entropy, measured to "
