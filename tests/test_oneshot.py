@@ -263,7 +263,7 @@ def test_a_trained_supernet_scores_ramps_into_a_study_that_rank_and_export_read(
     for job in score_jobs(sampling.memory, plan, seen):
         if job.role == "candidate":
             seen.add(job.ramp)
-        told.append((job, score_ramps(run.supernet, [job.ramp], batches, cache)[0]))
+        told.append((job, score_ramps(run.supernet, [job.ramp], batches, cache, 1)[0]))
         tell_score(sampling.memory, job, told[-1][1], "val_loss", epochs=2)
     assert study.get_trials() == [] and sampling.flush() == len(told)
     trials = study.get_trials()
