@@ -84,6 +84,19 @@ def test_rank_and_export_read_a_one_shot_study(searched):
     assert "exported trial" in exported.stdout
 
 
+def test_an_unreadable_checkpoint_is_one_paragraph_and_keeps_the_study(searched,
+                                                                      ray_cluster):
+    results, _ = searched
+    before = len(load(results, "os").get_trials())
+    (results / "os" / "supernet.pt").write_bytes(b"not a checkpoint")
+    done = rampsearch("run", "--resume", "--results", str(results), "--study", "os",
+                      "--trials", "45", "--reeval-top", "0", ray_address=ray_cluster)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "supernet checkpoint" in done.stderr and "unreadable" in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.startswith("rampsearch: error: ")
+    assert len(load(results, "os").get_trials()) == before
+
+
 def test_fidelity_measures_a_supernet_beside_the_proxies(tmp_path, ray_cluster):
     done = rampsearch("fidelity", "--data", "synthetic", "--samples", "3", "--seeds", "2",
                       "--proxy", "epochs=1,train_samples=128,val_samples=64,batch_size=64,"

@@ -55,6 +55,7 @@ class SupernetWorker:
         self.epochs: list[dict[str, Any]] = []
         self.supernet: Any = None
         self.batches: list[Any] = []
+        self.scoring: tuple[Any, ...] = ()  # (data, proxy, supernet settings) to score with
         self.cache: dict[tuple[int, ...], RampScore] = {}
 
     def train(self, space: Any, budget: Any, data: ProxyData, proxy: dict[str, Any],
@@ -67,7 +68,7 @@ class SupernetWorker:
                              on_epoch=lambda metrics: self.epochs.append(metrics.to_dict()),
                              num_threads=self.threads)
         self.supernet = run.supernet
-        self.prepare(data, proxy_settings, SupernetSettings.from_dict(settings))
+        self.scoring = (data, proxy_settings, SupernetSettings.from_dict(settings))
         return {"status": run.result.status, "reason": run.result.reason,
                 "cpu_s": run.total_cpu_s, "resumed_from_epoch": run.resumed_from_epoch}
 
@@ -91,22 +92,32 @@ class SupernetWorker:
                                     fit_data(data, proxy_settings).num_classes)
         self.supernet = IFormerSupernet(config).to(memory_format=torch.channels_last)
         self.supernet.load_state_dict(weights)
-        self.prepare(data, proxy_settings, SupernetSettings.from_dict(settings))
-
-    def prepare(self, data: ProxyData, proxy: ProxySettings, settings: SupernetSettings) -> None:
-        self.supernet.eval()
-        self.batches = validation_batches(data, proxy, settings, self.supernet.pos_embed1.device)
+        self.scoring = (data, proxy_settings, SupernetSettings.from_dict(settings))
 
     def score(self, ramps: Sequence[Sequence[int]]) -> list[RampScore]:
+        if not self.batches:  # the fixed validation images, built by the first call only
+            self.supernet.eval()
+            self.batches = validation_batches(*self.scoring, self.supernet.pos_embed1.device)
         return score_ramps(self.supernet, ramps, self.batches, self.cache,
                            num_threads=self.threads)
 
 
 # ---------------------------------------------------------------------------- the driver
+def get(ref: Any) -> Any:
+    """``ray.get``, but a UserError raised in the actor (e.g. an unreadable or foreign
+    checkpoint) is raised as itself: one paragraph for the user, not Ray's traceback."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, UserError):
+            raise exc.cause from None
+        raise
+
+
 def oneshot_study(study: optuna.Study, plan: SearchPlan, data: ProxyData) -> SearchOutcome:
     """Train the study's supernet (or continue it), then score what the study still lacks.
-    Ctrl-C keeps the supernet's last epoch and every score told; trials being scored are
-    recorded as interrupted and asked again by the next run."""
+    Ctrl-C keeps the supernet's last epoch and every score told; proposals still being
+    scored are never written, and the next run proposes anew."""
     started = time.monotonic()
     settings = SupernetSettings.from_dict(plan.settings.supernet or {})
     recovered = study_lib.recover_interrupted(study)
@@ -153,7 +164,7 @@ def train_on_ray(plan: SearchPlan, data_ref: Any, settings: SupernetSettings,
             print(line, flush=True)
         if done:
             break
-    outcome = ray.get(pending)
+    outcome = get(pending)
     if outcome["status"] != Status.COMPLETED:
         raise UserError(f"the supernet's training ended {outcome['status']}: "
                         f"{outcome['reason']}; its last good epoch is kept in {checkpoint}. "
@@ -210,10 +221,8 @@ def score_on_ray(study: optuna.Study, plan: SearchPlan, data_ref: Any, weights: 
         duplicate_of = first.setdefault(job.ramp, job.trial.number)
         if duplicate_of != job.trial.number:
             tell_duplicate(proposals, job, duplicate_of)
-        elif math.isfinite(score.val_loss):
-            tell_score(proposals, job, score, plan.objective.key, settings.epochs)
         else:
-            tell_failed(proposals, job, plan.objective.key, settings.epochs)
+            tell_score(proposals, job, score, plan.objective.key, settings.epochs)
         progress.told(job, score, new=duplicate_of == job.trial.number)
 
     def submit(worker: Any) -> None:
@@ -267,14 +276,6 @@ def score_on_ray(study: optuna.Study, plan: SearchPlan, data_ref: Any, weights: 
             ray.kill(worker)
     progress.finish()
     return interrupted
-
-
-def tell_failed(study: optuna.Study, job: ScoreJob, objective: str, epochs: int) -> None:
-    from ..study.trials import tell_outcome
-
-    tell_outcome(study, job.trial, {"final": True, "status": Status.DIVERGED, "epoch": epochs,
-                                    "reason": "the subnet's validation loss is not finite"},
-                 False, objective)
 
 
 @dataclasses.dataclass
@@ -360,7 +361,7 @@ def fidelity_supernets(jobs: Sequence[Any], plan: SearchPlan, data: ProxyData,
             ready, _ = ray.wait(list(running), num_returns=1)
             job, worker, trained, began = running.pop(ready[0])
             try:
-                outcome, scores = ray.get(trained), ray.get(ready[0])
+                outcome, scores = get(trained), get(ready[0])
             except ACTOR_LOST as exc:  # its last epoch is in the checkpoint: next run goes on
                 print(f"{job.name} seed {job.seed}: its Ray actor was lost "
                       f"({type(exc).__name__}); run the same command again to finish it from "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +97,10 @@ def record_supernet_runs(study: optuna.Study, space: SearchSpace, budget: Budget
             Attr.WALL_S: round(score.cpu_s + train_cpu_s / AMORTISED_OVER, 3),
             Attr.SUPERNET_TRAIN_CPU_S: round(train_cpu_s, 1), Attr.SCORE_IMAGES: score.images,
             Attr.TOP1: score.top1, Attr.TOP5: score.top5, Attr.VAL_LOSS: score.val_loss}
-        finite = all(map(_finite, (score.val_loss, score.top1)))
+        finite = math.isfinite(score.val_loss) and math.isfinite(score.top1)
         trials.append(optuna.trial.create_trial(
             state=optuna.trial.TrialState.COMPLETE if finite else optuna.trial.TrialState.FAIL,
             values=[attrs[objective]] if finite else None,  # a fidelity study: one objective
             user_attrs={str(k): v for k, v in attrs.items()}))
     study.add_trials(trials)
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
 

@@ -18,6 +18,7 @@ and is never written to the stored study, where each ramp is one trial.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -91,11 +92,14 @@ def tell_score(study: optuna.Study, job: ScoreJob, score: RampScore, objective: 
                epochs: int) -> dict[str, Any]:
     """Record ``score`` on the job's trial as a completed training would be recorded (both
     scores, the supernet's epochs, the scoring CPU-seconds as its time) with
-    ``score_source = supernet``, and tell the study."""
+    ``score_source = supernet``, and tell the study (FAIL, status diverged, for a score
+    that is not finite)."""
     job.trial.set_user_attr(Attr.SCORE_SOURCE, SUPERNET)
     job.trial.set_user_attr(Attr.SCORE_IMAGES, score.images)
-    result = {"final": True, "status": Status.COMPLETED, "reason": Status.COMPLETED,
-              "epoch": epochs, "val_loss": score.val_loss, "top1": score.top1,
+    finite = math.isfinite(score.val_loss)  # else the subnet diverged: the ramp's own failure
+    result = {"final": True, "status": Status.COMPLETED if finite else Status.DIVERGED,
+              "reason": Status.COMPLETED if finite else "the subnet's validation loss is "
+                                                        "not finite", "epoch": epochs, "val_loss": score.val_loss, "top1": score.top1,
               "top5": score.top5, "wall_s": score.cpu_s}
     return tell_outcome(study, job.trial, result, False, objective)
 
