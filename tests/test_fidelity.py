@@ -41,6 +41,7 @@ from rampsearch.fidelity.tables import (
     ramp_table,
     reference_caveat,
     summary_table,
+    tabled_runs,
     versus_paper_lines,
 )
 from rampsearch.ranking.paired import seed_blocked
@@ -169,6 +170,27 @@ def test_ramp_means_use_the_seeds_every_ramp_has():
     assert table.loc["sampled_2", "proxy_mean"] == 50.0
     assert set(table["proxy_seeds"]) == {2}
     assert list(table["proxy_rank"]) == [2, 1, 3, 4]
+
+
+def test_an_unfinished_scorer_is_left_out_not_cutting_every_row():
+    """A third setting measured on two of the four ramps so far (an interrupted measurement):
+    the tables keep all four ramps for the finished scorers and leave it out, saying how
+    far it got. A ramp whose only run diverged counts as measured."""
+    runs = hand_made_runs()
+    late = runs[(runs["setting"] == "proxy") & runs["label"].isin(["paper", "sampled_1"])]
+    runs = pd.concat([runs, late.assign(setting="proxy2")], ignore_index=True)
+    diverged = runs[(runs["setting"] == "proxy") & (runs["label"] == "sampled_2")].iloc[0]
+    runs.loc[len(runs)] = {**diverged.to_dict(), "setting": "proxy3", "status": "diverged"}
+    for label in ("paper", "equal_split", "sampled_1"):
+        ran = runs[(runs["setting"] == "proxy") & (runs["label"] == label)]
+        runs = pd.concat([runs, ran.assign(setting="proxy3")], ignore_index=True)
+    assert len(ramp_table(runs, {}, DEPTHS)) == 2  # every row cut to the unfinished one's
+    kept, left_out = tabled_runs(runs)
+    assert left_out == {"proxy2": (2, 4)}
+    table = ramp_table(kept, {}, DEPTHS)
+    assert len(table) == 3  # proxy3 has no completed run of sampled_2: that ramp has no row
+    assert "proxy2_mean" not in table.columns and "proxy3_mean" in table.columns
+    assert "proxy2" not in set(summary_table(table, kept)["scorer"])
 
 
 def test_each_ramp_is_compared_with_the_paper_seed_by_seed():

@@ -372,8 +372,17 @@ def store_zero_cost(study: Any, plan: Any, args: argparse.Namespace,
 def report(study: Any, plan: Any) -> int:
     import pandas as pd
 
-    from ..fidelity.tables import FIDELITY_SCORES, fidelity_tables, format_tables
+    from ..fidelity.tables import (
+        FIDELITY_SCORES,
+        fidelity_runs,
+        fidelity_tables,
+        format_tables,
+        tabled_runs,
+    )
 
+    for name, (have, of) in tabled_runs(fidelity_runs(study))[1].items():
+        print(f"{name:<10} {have} of the reference's {of} ramps measured so far: left out of "
+              f"the tables until it has them all (the command without --no-train trains the rest)")
     tables, summaries, epochs = [], [], []
     for score in FIDELITY_SCORES:
         table, summary, per_epoch = fidelity_tables(study, plan.space.base.depths, score)

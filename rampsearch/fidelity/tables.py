@@ -77,6 +77,22 @@ def setting_names(runs: pd.DataFrame) -> list[str]:
     return sorted(names, key=lambda n: (n != "proxy", n)) + ["reference"]
 
 
+def tabled_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    """(the runs the tables compare, {left-out setting: (ramps it has, ramps the reference
+    has)}). A scorer without an ended run of every ramp the reference has completed (an
+    interrupted measurement, a setting added later) is left out until it has them: the
+    tables compare every scorer on the same ramps, and one unfinished scorer would otherwise
+    cut every row to the ramps it has."""
+    reference = set(runs.loc[(runs["setting"] == "reference")
+                             & (runs["status"] == Status.COMPLETED), "label"])
+    left_out = {}
+    for name in setting_names(runs)[:-1]:
+        have = set(runs.loc[runs["setting"] == name, "label"])
+        if not reference <= have:
+            left_out[name] = (len(have & reference), len(reference))
+    return runs[~runs["setting"].isin(list(left_out))], left_out
+
+
 def seed_runs(runs: pd.DataFrame, setting: str, score: str = "top1"
               ) -> dict[str, dict[int, float]]:
     """Completed ``score`` of each ramp label under ``setting``, keyed by seed."""
@@ -456,11 +472,12 @@ def fidelity_tables(study: optuna.Study, depths: Sequence[int], score: str = "to
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(per-ramp table, summary against the reference, tau per epoch) of a study's runs by
     ``score``; the tau per epoch only for the score the study's learning curves hold."""
-    runs = fidelity_runs(study)
+    runs, left_out = tabled_runs(fidelity_runs(study))
     fidelity = study.user_attrs.get(StudyAttr.FIDELITY, {})
     curves = study_lib.study_settings(study).objective.key == score
     # Only a loss is extrapolated by a power law; top-1 curves are ranked per epoch only.
     targets = curve_targets(fidelity) if curves and score == "val_loss" else {}
+    targets = {name: target for name, target in targets.items() if name not in left_out}
     table = ramp_table(runs, fidelity.get("zero_cost", {}), depths, score, targets)
     epochs = epoch_agreement(runs, table) if curves else pd.DataFrame(
         columns=["setting", "epoch", "ramps", "kendall_tau"])
