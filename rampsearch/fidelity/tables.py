@@ -421,7 +421,9 @@ def versus_paper_lines(table: pd.DataFrame, names: Sequence[str], digits: int) -
         return []
     width = 2 * digits + 30
     lines = ["", "paired difference to the paper's ramp at the same seeds, 95% interval "
-                 "(~N: the paired seeds a non-separated observed difference would need)",
+                 "(~N: the paired seeds a non-separated observed difference would need; each "
+                 "ramp's interval at 95% on its own, so where no ramp differs about one in "
+                 "twenty still reads better or worse)",
              (f"{'ramp':<22} " + " ".join(f"{name:<{width}}" for name in names)).rstrip()]
     for _, row in table[table["label"] != PAPER_LABEL].iterrows():
         lines.append(f"{row['label']:<22} " + " ".join(
