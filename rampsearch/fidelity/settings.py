@@ -93,7 +93,7 @@ def trust_warning(settings: ProxySettings, data: str = "fashion-mnist") -> str |
     """What was measured of a ranking at ``settings`` on ``data``. On Fashion-MNIST: a
     warning when the settings are nowhere above the range measured not to reach Kendall tau
     TRUST_TAU (MEASURED_UNTRUSTED), None when any of them is higher. On Imagenette: what its
-    20-ramp measurement found so far (one reference seed). On any other data: that no
+    20-ramp measurement found. On any other data: that no
     measurement there backs the ranking."""
     if data == "fashion-mnist":
         if any(getattr(settings, name) > most for name, most in MEASURED_UNTRUSTED.items()):
@@ -111,12 +111,12 @@ def trust_warning(settings: ProxySettings, data: str = "fashion-mnist") -> str |
                 "ImageNet needs ImageNet photographs (--data imagenette, or `rampsearch data "
                 "prepare` and --data).")
     elif data == "imagenette":
-        text = ("note       on imagenette, 20 ramps against one seed of a reference trained on "
-                "the whole train split four times at 96 px (docs/fidelity.md; its further seeds "
-                "are the next step): this proxy's validation-loss ranking is reproducible (seed-blocked "
-                "reliability 0.56 for one seed, 0.79 for three) but did not agree with that "
-                "reference (Kendall tau -0.05, 95% interval -0.34 to +0.24); no proxy, "
-                "supernet or zero-cost score measured there separated from tau 0. A ranking, "
+        text = ("note       on imagenette, 20 ramps against a reference trained on the whole "
+                "train split four times at 96 px with 3 seeds (docs/fidelity.md): this "
+                "proxy's validation-loss ranking is reproducible (seed-blocked reliability 0.56 "
+                "for one seed, 0.79 for three), but the reference's is not (reliability 0.00 at 3 seeds): at that "
+                "length the ramps differ by less than one seed's noise, so nothing measured "
+                "yet says whether this ranking carries over to longer training. A ranking, "
                 "and the race's verdict, speak of this proxy on these images.")
     else:
         text = (f"note       on {data} no measurement says how far this proxy's ranking agrees "
@@ -130,9 +130,10 @@ def supernet_note() -> str:
     """What was measured of supernet scores (docs/oneshot.md), for a one-shot run's plan."""
     text = ("note       supernet scores, measured on 20 imagenette ramps (docs/oneshot.md): "
             "reproducible across supernet seeds (reliability 0.93 for one, at the default "
-            "settings), but within the space and budget they searched they ranked ramps like "
-            "neither the stand-alone proxy (Kendall tau +0.12) nor one seed of the longer "
-            "reference (-0.03, 95% interval -0.39 to +0.33), and ramps outside them score far worse than stand-alone "
-            "training says (the paper's ramp, over 4.8 GFLOPs, too). The "
+            "settings), but within the space and budget they searched they ranked ramps "
+            "little like the stand-alone proxy (Kendall tau +0.12), a longer reference could "
+            "not judge them (its own ranking was seed noise), and ramps outside them score "
+            "far worse than stand-alone training says (the paper's ramp, over 4.8 GFLOPs, "
+            "too). The "
             "search is a cheap shortlist; the race that follows trains it stand-alone.")
     return textwrap.fill(text, width=100, subsequent_indent=" " * 11)

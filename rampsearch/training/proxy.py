@@ -113,10 +113,12 @@ class ProxySettings:
 
 # Settings that differ by data set from the ProxySettings defaults. Imagenette's train split
 # has 9,469 images: the proxy sees each once at 64 px (147 steps). Chosen by the Imagenette
-# fidelity measurement (docs/fidelity.md, 20 ramps, one reference seed so far): no setting
-# measured (this one, half its steps, half its width) agreed with the reference beyond tau 0,
-# and this is the only one whose ranking is reproducible (seed-blocked reliability 0.56 for
-# one seed, 4 seeds for 0.8; half the steps or half the width: at most 0.12), so it stays.
+# fidelity measurement (docs/fidelity.md, 20 ramps, a 4-epoch 96 px reference with 3
+# seeds): it is the only stand-alone setting measured whose ranking is reproducible
+# (seed-blocked reliability 0.56 for one seed, 4 seeds for 0.8; half its steps, half its
+# width, or half the split twice with a learning-curve score: at most 0.12), and none was
+# shown to agree with longer training better: the reference's own ranking was seed noise
+# (reliability 0.00 at 3 seeds), so no tau against it could tell the settings apart.
 DATA_DEFAULTS: dict[str, dict[str, Any]] = {"imagenette": {"train_samples": 9469}}
 
 
