@@ -382,7 +382,8 @@ def report(study: Any, plan: Any) -> int:
 
     for name, (have, of) in tabled_runs(fidelity_runs(study))[1].items():
         print(f"{name:<10} {have} of the reference's {of} ramps measured so far: left out of "
-              f"the tables until it has them all (the command without --no-train trains the rest)")
+              f"the tables until it has them all (the command without --no-train trains "
+              f"the rest)")
     tables, summaries, epochs = [], [], []
     for score in FIDELITY_SCORES:
         table, summary, per_epoch = fidelity_tables(study, plan.space.base.depths, score)

@@ -93,8 +93,8 @@ def trust_warning(settings: ProxySettings, data: str = "fashion-mnist") -> str |
     """What was measured of a ranking at ``settings`` on ``data``. On Fashion-MNIST: a
     warning when the settings are nowhere above the range measured not to reach Kendall tau
     TRUST_TAU (MEASURED_UNTRUSTED), None when any of them is higher. On Imagenette: what its
-    20-ramp measurement found. On any other data: that no
-    measurement there backs the ranking."""
+    20-ramp measurement found. On any other data: that no measurement there backs the
+    ranking."""
     if data == "fashion-mnist":
         if any(getattr(settings, name) > most for name, most in MEASURED_UNTRUSTED.items()):
             return None
@@ -114,10 +114,11 @@ def trust_warning(settings: ProxySettings, data: str = "fashion-mnist") -> str |
         text = ("note       on imagenette, 20 ramps against a reference trained on the whole "
                 "train split four times at 96 px with 3 seeds (docs/fidelity.md): this "
                 "proxy's validation-loss ranking is reproducible (seed-blocked reliability 0.56 "
-                "for one seed, 0.79 for three), but the reference's is not (reliability 0.00 at 3 seeds): at that "
-                "length the ramps differ by less than one seed's noise, so nothing measured "
-                "yet says whether this ranking carries over to longer training. A ranking, "
-                "and the race's verdict, speak of this proxy on these images.")
+                "for one seed, 0.79 for three), but the reference's is not (reliability 0.00 "
+                "at 3 seeds): at that length the ramps differ by less than one seed's "
+                "noise, so nothing measured yet says whether this ranking carries over to "
+                "longer training. A ranking, and the race's verdict, speak of this proxy on "
+                "these images.")
     else:
         text = (f"note       on {data} no measurement says how far this proxy's ranking agrees "
                 f"with longer training (docs/fidelity.md measured Fashion-MNIST and "
@@ -134,6 +135,6 @@ def supernet_note() -> str:
             "little like the stand-alone proxy (Kendall tau +0.12), a longer reference could "
             "not judge them (its own ranking was seed noise), and ramps outside them score "
             "far worse than stand-alone training says (the paper's ramp, over 4.8 GFLOPs, "
-            "too). The "
-            "search is a cheap shortlist; the race that follows trains it stand-alone.")
+            "too). The search is a cheap shortlist; the race that follows trains it "
+            "stand-alone.")
     return textwrap.fill(text, width=100, subsequent_indent=" " * 11)

@@ -96,11 +96,13 @@ def tell_score(study: optuna.Study, job: ScoreJob, score: RampScore, objective: 
     that is not finite)."""
     job.trial.set_user_attr(Attr.SCORE_SOURCE, SUPERNET)
     job.trial.set_user_attr(Attr.SCORE_IMAGES, score.images)
-    finite = math.isfinite(score.val_loss)  # else the subnet diverged: the ramp's own failure
-    result = {"final": True, "status": Status.COMPLETED if finite else Status.DIVERGED,
-              "reason": Status.COMPLETED if finite else "the subnet's validation loss is "
-                                                        "not finite", "epoch": epochs, "val_loss": score.val_loss, "top1": score.top1,
-              "top5": score.top5, "wall_s": score.cpu_s}
+    if math.isfinite(score.val_loss):
+        status, reason = Status.COMPLETED, Status.COMPLETED
+    else:  # the subnet diverged: the ramp's own failure
+        status, reason = Status.DIVERGED, "the subnet's validation loss is not finite"
+    result = {"final": True, "status": status, "reason": reason, "epoch": epochs,
+              "val_loss": score.val_loss, "top1": score.top1, "top5": score.top5,
+              "wall_s": score.cpu_s}
     return tell_outcome(study, job.trial, result, False, objective)
 
 
